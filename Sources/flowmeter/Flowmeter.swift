@@ -1,0 +1,12 @@
+import ArgumentParser
+import FlowmeterCore
+
+@main
+struct Flowmeter: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flowmeter",
+        abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
+        version: flowmeterVersion,
+        subcommands: [DevKafkaCommand.self, CheckCommand.self]
+    )
+}

@@ -1,0 +1,7 @@
+import Testing
+
+@Suite struct FlowmeterAppSmokeTests {
+    @Test func builds() {
+        #expect(Bool(true))
+    }
+}

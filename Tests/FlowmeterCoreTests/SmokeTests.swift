@@ -1,0 +1,7 @@
+import Testing
+
+@Suite struct FlowmeterCoreSmokeTests {
+    @Test func builds() {
+        #expect(Bool(true))
+    }
+}

@@ -1,0 +1,7 @@
+import Testing
+
+@Suite struct IntegrationSmokeTests {
+    @Test func builds() {
+        #expect(Bool(true))
+    }
+}

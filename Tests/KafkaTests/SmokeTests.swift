@@ -1,0 +1,7 @@
+import Testing
+
+@Suite struct KafkaSmokeTests {
+    @Test func builds() {
+        #expect(Bool(true))
+    }
+}

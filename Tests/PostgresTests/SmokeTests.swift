@@ -1,0 +1,7 @@
+import Testing
+
+@Suite struct PostgresSmokeTests {
+    @Test func builds() {
+        #expect(Bool(true))
+    }
+}
