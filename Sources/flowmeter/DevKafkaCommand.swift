@@ -1,12 +1,36 @@
 import ArgumentParser
+import FlowmeterApp
+import Foundation
 
 struct DevKafkaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev-kafka",
-        abstract: "Run a Kafka-protocol broker (librdkafka's mock cluster) on loopback."
+        abstract: "Run a Kafka-protocol broker (librdkafka's mock cluster) on loopback.",
+        discussion: """
+            Prints the bootstrap servers as the first line of standard output, then runs until SIGTERM or \
+            SIGINT. Topics are also created on first produce.
+            """
     )
 
+    @Option(name: .long, help: "Number of brokers.")
+    var brokerCount: Int = 1
+
+    @Option(name: .customLong("topic"), help: "A topic to create, as NAME:PARTITIONS. Repeatable.")
+    var topics: [String] = []
+
+    @Flag(name: .long, help: "Also stop when standard input is closed.")
+    var exitOnStdinClose = false
+
     func run() async throws {
-        throw ValidationError("not implemented yet")
+        let logger = makeLogger(label: "flowmeter.dev-kafka")
+        do {
+            let specs = try topics.map { text throws(DevKafkaError) in try DevKafka.TopicSpec(parsing: text) }
+            try await DevKafka(brokerCount: brokerCount, topics: specs, exitOnStdinClose: exitOnStdinClose)
+                .run(logger: logger) { line in
+                    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                }
+        } catch let error as DevKafkaError {
+            throw ValidationError(error.description)
+        }
     }
 }

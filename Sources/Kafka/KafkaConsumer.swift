@@ -1,0 +1,411 @@
+internal import CRdKafka
+import Foundation
+public import Logging
+import Synchronization
+
+/// What the consumer does when the group coordinator moves partitions.
+///
+/// Both closures run synchronously on the thread that calls ``KafkaConsumer/poll(timeout:)`` (or
+/// ``KafkaConsumer/close()``), inside librdkafka's rebalance callback.
+public struct RebalanceHandler: Sendable {
+    /// Called when partitions are assigned, before any of their records are fetched. Returns the offset at
+    /// which to start each partition (the next offset to read); partitions it leaves out start at the group's
+    /// committed offset, then `auto.offset.reset`.
+    public var onAssign: @Sendable ([TopicPartition]) -> [TopicPartition: Int64]
+    /// Called *before* partitions are given up. `lost` is true when they were lost (session timeout) rather
+    /// than revoked cleanly; work for them must not be committed then.
+    public var onRevoke: @Sendable (_ partitions: [TopicPartition], _ lost: Bool) -> Void
+
+    /// Creates a handler.
+    public init(
+        onAssign: @escaping @Sendable ([TopicPartition]) -> [TopicPartition: Int64] = { _ in [:] },
+        onRevoke: @escaping @Sendable (_ partitions: [TopicPartition], _ lost: Bool) -> Void = { _, _ in }
+    ) {
+        self.onAssign = onAssign
+        self.onRevoke = onRevoke
+    }
+}
+
+/// A rebalance as the consumer saw it, for logs and tests.
+public enum RebalanceEvent: Sendable, Hashable {
+    /// Partitions were assigned, with the start offsets the handler chose.
+    case assigned([TopicPartition])
+    /// Partitions were revoked (or lost).
+    case revoked([TopicPartition], lost: Bool)
+    /// The rebalance failed.
+    case failed(String)
+}
+
+/// The multiplexing context behind the one opaque slot of the consumer's configuration.
+final class ConsumerContext: Sendable {
+    let handler: RebalanceHandler
+    let logger: Logger
+    let events = Mutex<[RebalanceEvent]>([])
+
+    init(handler: RebalanceHandler, logger: Logger) {
+        self.handler = handler
+        self.logger = logger
+    }
+
+    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: PartitionListPointer) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let partitions = readPartitionList(list).map(\.topicPartition)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let starts = handler.onAssign(partitions)
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                let tp = TopicPartition(String(cString: element.topic), element.partition)
+                list.pointee.elems[index].offset = starts[tp] ?? invalidOffset
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(rk, list) {
+                    logger.error(
+                        "Incremental assign failed",
+                        metadata: ["kafka.error": "\(KafkaError.rdKafka(owning: error, context: "assign"))"]
+                    )
+                }
+            } else {
+                let result = rd_kafka_assign(rk, list)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    logger.error("Assign failed", metadata: ["kafka.error": "\(KafkaError.rdKafka(result, context: "assign"))"])
+                }
+            }
+            logger.info(
+                "Partitions assigned",
+                metadata: ["kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))"]
+            )
+            events.withLock { $0.append(.assigned(partitions)) }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(rk) != 0
+            // The hook runs before the partitions are given up, so their state can still be flushed.
+            handler.onRevoke(partitions, lost)
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(rk, list) {
+                    logger.error(
+                        "Incremental unassign failed",
+                        metadata: ["kafka.error": "\(KafkaError.rdKafka(owning: error, context: "unassign"))"]
+                    )
+                }
+            } else {
+                _ = rd_kafka_assign(rk, nil)
+            }
+            logger.info(
+                "Partitions revoked",
+                metadata: [
+                    "kafka.partitions": "\(partitions.map(\.description).joined(separator: ","))",
+                    "kafka.lost": "\(lost)",
+                ]
+            )
+            events.withLock { $0.append(.revoked(partitions, lost: lost)) }
+        default:
+            let error = KafkaError.rdKafka(err, context: "rebalance")
+            logger.error("Rebalance failed", metadata: ["kafka.error": "\(error)"])
+            handler.onRevoke(partitions, true)
+            _ = rd_kafka_assign(rk, nil)
+            events.withLock { $0.append(.failed(error.description)) }
+        }
+    }
+}
+
+private func rebalanceTrampoline(
+    _ rk: OpaquePointer?,
+    _ err: rd_kafka_resp_err_t,
+    _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+    _ opaque: UnsafeMutableRawPointer?
+) {
+    guard let rk, let partitions, let opaque else { return }
+    Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue().rebalance(rk, err, partitions)
+}
+
+/// A member of a Kafka consumer group, with manual offset storage and commits.
+///
+/// - Important: ``poll(timeout:)``, ``pollBatch(maxRecords:timeout:)`` and ``close()`` must be called from one
+///   thread at a time (the intake loop); the rebalance handler runs on that thread. The other methods are
+///   thread-safe. Offsets passed to ``storeOffsets(processed:)`` and ``commit(processed:)`` are the offsets of
+///   the last *processed* records; the bridge adds one, as Kafka expects the next offset to read.
+public final class KafkaConsumer: Sendable {
+    private let handle: SendableHandle
+    private let context: ConsumerContext
+    private let pump: EventPump
+    private let logger: Logger
+    private let closed = Mutex(false)
+    private let topicNames = Mutex<[UInt: String]>([:])
+
+    /// The consumer group id.
+    public let groupID: String
+
+    /// Creates a consumer that joins `groupID` once it subscribes.
+    ///
+    /// Sets `enable.auto.offset.store=false` and `enable.auto.commit=false` unless `config` sets them, so
+    /// nothing is committed that the caller did not store or commit.
+    /// - Throws: A ``KafkaError`` if a property is rejected or the client cannot be created.
+    public init(
+        config: KafkaClientConfig,
+        groupID: String,
+        rebalance: RebalanceHandler = RebalanceHandler(),
+        logger: Logger
+    ) throws(KafkaError) {
+        var config = config
+        var defaults: [(String, String)] = [
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "false"),
+        ]
+        defaults.removeAll { key, _ in config.value(for: key) != nil }
+        config.properties.insert(contentsOf: defaults.map { (key: $0.0, value: $0.1) }, at: 1)
+        config.set("group.id", groupID)
+        config.set("log.queue", "true")
+        let conf = try config.makeConf()
+        let context = ConsumerContext(handler: rebalance, logger: logger)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf, rebalanceTrampoline)
+        let rk = try makeClient(type: RD_KAFKA_CONSUMER, conf: conf)
+        rd_kafka_poll_set_consumer(rk)
+        self.handle = SendableHandle(pointer: rk)
+        self.context = context
+        self.logger = logger
+        self.groupID = groupID
+        self.pump = EventPump(client: rk, serveMain: false, logger: logger, onEvent: nil)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Subscribes to topics. A name starting with `^` is a regular expression.
+    public func subscribe(topics: [String]) throws(KafkaError) {
+        try checkOpen()
+        let list = makePartitionList(topics.map { (TopicPartition($0, -1), invalidOffset) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_subscribe(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "subscribe") }
+    }
+
+    /// Waits up to `timeout` for the next record. Rebalances are served inside this call.
+    ///
+    /// Non-fatal client errors (a broker down, a transport error) are logged and return `nil`; librdkafka
+    /// recovers from them by itself.
+    /// - Throws: A ``KafkaError`` if the client hit a fatal error or was closed.
+    public func poll(timeout: Duration) throws(KafkaError) -> ConsumerRecord? {
+        try checkOpen()
+        guard let message = rd_kafka_consumer_poll(handle.pointer, timeout.milliseconds) else { return nil }
+        defer { rd_kafka_message_destroy(message) }
+        return try record(from: message)
+    }
+
+    /// Waits up to `timeout` for a first record, then takes what is already fetched, up to `maxRecords`.
+    public func pollBatch(maxRecords: Int, timeout: Duration) throws(KafkaError) -> [ConsumerRecord] {
+        var records: [ConsumerRecord] = []
+        guard let first = try poll(timeout: timeout) else { return records }
+        records.reserveCapacity(min(maxRecords, 1024))
+        records.append(first)
+        while records.count < maxRecords, let next = try poll(timeout: .zero) {
+            records.append(next)
+        }
+        return records
+    }
+
+    private func record(from message: UnsafeMutablePointer<rd_kafka_message_t>) throws(KafkaError) -> ConsumerRecord? {
+        let msg = message.pointee
+        if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
+            let error = KafkaError.rdKafka(msg.err, context: "consume")
+            if error.isFatal || rd_kafka_fatal_error(handle.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw error
+            }
+            logger.warning("Consumer error", metadata: ["kafka.error": "\(error)"])
+            return nil
+        }
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &type)
+        return ConsumerRecord(
+            topic: topicName(msg.rkt),
+            partition: msg.partition,
+            offset: msg.offset,
+            key: msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) },
+            value: msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) },
+            headers: headers(of: message),
+            timestampMs: timestamp,
+            timestampType: type == RD_KAFKA_TIMESTAMP_CREATE_TIME
+                ? .createTime : (type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .notAvailable)
+        )
+    }
+
+    private func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        let key = UInt(bitPattern: UnsafeMutableRawPointer(rkt))
+        if let name = topicNames.withLock({ $0[key] }) { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames.withLock { $0[key] = name }
+        return name
+    }
+
+    private func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var headers: OpaquePointer?
+        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
+            return []
+        }
+        var result: [KafkaHeader] = []
+        result.reserveCapacity(rd_kafka_header_cnt(headers))
+        var index = 0
+        while true {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                let name
+            else { break }
+            result.append(
+                KafkaHeader(
+                    name: String(cString: name),
+                    value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+                )
+            )
+            index += 1
+        }
+        return result
+    }
+
+    /// Stores offsets for the next commit: for each partition, the offset of the last processed record.
+    public func storeOffsets(processed: [TopicPartition: Int64]) throws(KafkaError) {
+        try checkOpen()
+        guard !processed.isEmpty else { return }
+        let list = makePartitionList(processed.map { ($0.key, $0.value + 1) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_offsets_store(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "store offsets") }
+        for entry in readPartitionList(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw .rdKafka(entry.error, context: "store offset for \(entry.topicPartition)")
+        }
+    }
+
+    /// Commits the stored offsets synchronously.
+    /// - Throws: A ``KafkaError``; nothing to commit is not an error.
+    public func commitStored() throws(KafkaError) {
+        try checkOpen()
+        let err = rd_kafka_commit(handle.pointer, nil, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw .rdKafka(err, context: "commit")
+        }
+    }
+
+    /// Commits explicit offsets synchronously: for each partition, the offset of the last processed record.
+    public func commit(processed: [TopicPartition: Int64]) throws(KafkaError) {
+        try checkOpen()
+        guard !processed.isEmpty else { return }
+        let list = makePartitionList(processed.map { ($0.key, $0.value + 1) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(handle.pointer, list, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "commit") }
+        for entry in readPartitionList(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw .rdKafka(entry.error, context: "commit \(entry.topicPartition)")
+        }
+    }
+
+    /// Moves the fetch position of assigned partitions: `offsets` are the next offsets to read.
+    public func seek(_ offsets: [TopicPartition: Int64], timeout: Duration = .seconds(10)) throws(KafkaError) {
+        try checkOpen()
+        let list = makePartitionList(offsets.map { ($0.key, $0.value) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_seek_partitions(handle.pointer, list, timeout.milliseconds) {
+            throw .rdKafka(owning: error, context: "seek")
+        }
+        for entry in readPartitionList(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw .rdKafka(entry.error, context: "seek \(entry.topicPartition)")
+        }
+    }
+
+    /// Stops fetching from partitions (for back-pressure); their assignment is kept.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try checkOpen()
+        let list = makePartitionList(partitions.map { ($0, invalidOffset) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_pause_partitions(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "pause") }
+    }
+
+    /// Resumes fetching from paused partitions.
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try checkOpen()
+        let list = makePartitionList(partitions.map { ($0, invalidOffset) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_resume_partitions(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "resume") }
+    }
+
+    /// The partitions currently assigned to this member.
+    public func assignment() throws(KafkaError) -> [TopicPartition] {
+        try checkOpen()
+        var list: PartitionListPointer?
+        let err = rd_kafka_assignment(handle.pointer, &list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw .rdKafka(err, context: "assignment") }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return readPartitionList(list).map(\.topicPartition).sorted()
+    }
+
+    /// This group's committed offsets (next offsets to read); `nil` where the group has no commit.
+    public func committed(
+        _ partitions: [TopicPartition],
+        timeout: Duration = .seconds(10)
+    ) throws(KafkaError) -> [TopicPartition: Int64?] {
+        try checkOpen()
+        let list = makePartitionList(partitions.map { ($0, invalidOffset) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_committed(handle.pointer, list, timeout.milliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "committed") }
+        var result: [TopicPartition: Int64?] = [:]
+        for entry in readPartitionList(list) {
+            result[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil
+        }
+        return result
+    }
+
+    /// The watermarks librdkafka cached from its last fetch response for a partition this member reads, or
+    /// `nil` if it has none yet. The low watermark is refreshed only when `statistics.interval.ms` is set.
+    public func cachedWatermarks(_ partition: TopicPartition) -> Watermarks? {
+        guard !closed.withLock({ $0 }) else { return nil }
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let err = rd_kafka_get_watermark_offsets(handle.pointer, partition.topic, partition.partition, &low, &high)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return Watermarks(low: low, high: high)
+    }
+
+    /// Rebalances seen so far, oldest first; the list is emptied by this call.
+    public func drainRebalanceEvents() -> [RebalanceEvent] {
+        context.events.withLock { events in
+            defer { events.removeAll() }
+            return events
+        }
+    }
+
+    /// Leaves the group (the revoke handler runs first) and releases the client. Idempotent.
+    public func close() {
+        let wasClosed = closed.withLock { closed in
+            defer { closed = true }
+            return closed
+        }
+        guard !wasClosed else { return }
+        let err = rd_kafka_consumer_close(handle.pointer)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("Consumer close failed", metadata: ["kafka.error": "\(KafkaError.rdKafka(err, context: "close"))"])
+        }
+        pump.stop()
+        rd_kafka_destroy(handle.pointer)
+        withExtendedLifetime(context) {}
+    }
+
+    private func checkOpen() throws(KafkaError) {
+        if closed.withLock({ $0 }) { throw KafkaError(code: .closed, reason: "the consumer is closed") }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, clamped to `Int32` (librdkafka's timeout type).
+    var milliseconds: Int32 {
+        let (seconds, attoseconds) = components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: ms)
+    }
+}
