@@ -95,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Kafka", "FlowmeterCore"],
+            dependencies: ["Kafka", "FlowmeterCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

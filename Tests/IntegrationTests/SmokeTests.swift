@@ -1,7 +1,0 @@
-import Testing
-
-@Suite struct IntegrationSmokeTests {
-    @Test func builds() {
-        #expect(Bool(true))
-    }
-}

@@ -1,7 +1,0 @@
-import Testing
-
-@Suite struct KafkaSmokeTests {
-    @Test func builds() {
-        #expect(Bool(true))
-    }
-}
