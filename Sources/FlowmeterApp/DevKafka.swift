@@ -25,7 +25,9 @@ public struct DevKafka: Sendable {
             self.name = String(name)
             if parts.count == 2 {
                 guard let count = Int32(parts[1]), (1...10_000).contains(count) else {
-                    throw DevKafkaError("--topic \"\(text)\": the partition count must be a whole number from 1 to 10000")
+                    throw DevKafkaError(
+                        "--topic \"\(text)\": the partition count must be a whole number from 1 to 10000"
+                    )
                 }
                 self.partitions = count
             } else {

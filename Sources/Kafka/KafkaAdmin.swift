@@ -75,7 +75,10 @@ public final class KafkaAdmin: Sendable {
     ///
     /// - Throws: A ``KafkaError`` with code ``KafkaError/Code/timedOut`` if no answer came within `timeout`
     ///   (the query may still be running in the background), or the broker's error.
-    public func watermarks(_ partition: TopicPartition, timeout: Duration = .seconds(5)) async throws(KafkaError)
+    public func watermarks(
+        _ partition: TopicPartition,
+        timeout: Duration = .seconds(5)
+    ) async throws(KafkaError)
         -> Watermarks
     {
         try checkOpen()
@@ -158,7 +161,9 @@ public final class KafkaAdmin: Sendable {
         let list = makePartitionList(partitions.map { ($0, invalidOffset) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
         guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, list) else {
-            return .failure(KafkaError(code: .invalidArgument, reason: "cannot build a ListConsumerGroupOffsets request"))
+            return .failure(
+                KafkaError(code: .invalidArgument, reason: "cannot build a ListConsumerGroupOffsets request")
+            )
         }
         defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
         let options = rd_kafka_AdminOptions_new(handle, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS)!
@@ -172,7 +177,11 @@ public final class KafkaAdmin: Sendable {
         }
         guard let event = rd_kafka_queue_poll(queue, (timeout + .seconds(1)).milliseconds) else {
             return .failure(
-                KafkaError(code: .timedOut, reason: "no committed offsets for group \(group) within \(timeout)", isRetriable: true)
+                KafkaError(
+                    code: .timedOut,
+                    reason: "no committed offsets for group \(group) within \(timeout)",
+                    isRetriable: true
+                )
             )
         }
         defer { rd_kafka_event_destroy(event) }
@@ -196,7 +205,9 @@ public final class KafkaAdmin: Sendable {
         if let partitionsResult = rd_kafka_group_result_partitions(groupResult) {
             for entry in readPartitionList(partitionsResult) {
                 if entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    return .failure(.rdKafka(entry.error, context: "committed offset of \(group) on \(entry.topicPartition)"))
+                    return .failure(
+                        .rdKafka(entry.error, context: "committed offset of \(group) on \(entry.topicPartition)")
+                    )
                 }
                 offsets[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil
             }
@@ -211,7 +222,9 @@ public final class KafkaAdmin: Sendable {
     /// Runs on a short-lived client of its own, because in librdkafka 2.0.2 a failed group-listing call can
     /// leave its client unable to complete later admin calls. After the first "unsupported", the answer is
     /// remembered and no request is sent again.
-    public func listGroups(timeout: Duration = .seconds(10)) async throws(KafkaError)
+    public func listGroups(
+        timeout: Duration = .seconds(10)
+    ) async throws(KafkaError)
         -> BrokerSupport<[ConsumerGroupListing]>
     {
         try checkOpen()
@@ -225,7 +238,9 @@ public final class KafkaAdmin: Sendable {
                 setRequestTimeout(options, timeout)
                 rd_kafka_ListConsumerGroups(rk, options, queue)
                 guard let event = rd_kafka_queue_poll(queue, (timeout + .seconds(1)).milliseconds) else {
-                    return .failure(KafkaError(code: .timedOut, reason: "no group listing within \(timeout)", isRetriable: true))
+                    return .failure(
+                        KafkaError(code: .timedOut, reason: "no group listing within \(timeout)", isRetriable: true)
+                    )
                 }
                 defer { rd_kafka_event_destroy(event) }
                 let err = rd_kafka_event_error(event)
@@ -252,7 +267,11 @@ public final class KafkaAdmin: Sendable {
                         listings.append(
                             ConsumerGroupListing(
                                 groupID: String(cString: rd_kafka_ConsumerGroupListing_group_id(listing)),
-                                state: String(cString: rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupListing_state(listing))),
+                                state: String(
+                                    cString: rd_kafka_consumer_group_state_name(
+                                        rd_kafka_ConsumerGroupListing_state(listing)
+                                    )
+                                ),
                                 isSimple: rd_kafka_ConsumerGroupListing_is_simple_consumer_group(listing) != 0
                             )
                         )
@@ -272,11 +291,16 @@ public final class KafkaAdmin: Sendable {
     /// Describes consumer groups (state and member count), or says that the broker cannot.
     ///
     /// Sent only when ``listGroups(timeout:)`` is supported; on its own short-lived client.
-    public func describeGroups(_ groups: [String], timeout: Duration = .seconds(10)) async throws(KafkaError)
+    public func describeGroups(
+        _ groups: [String],
+        timeout: Duration = .seconds(10)
+    ) async throws(KafkaError)
         -> BrokerSupport<[ConsumerGroupDescription]>
     {
         try checkOpen()
-        if case .unsupported(let reason) = try await listGroups(timeout: timeout) { return .unsupported(reason: reason) }
+        if case .unsupported(let reason) = try await listGroups(timeout: timeout) {
+            return .unsupported(reason: reason)
+        }
         guard !groups.isEmpty else { return .supported([]) }
         let config = self.config
         let logger = self.logger
@@ -286,13 +310,15 @@ public final class KafkaAdmin: Sendable {
                 defer { rd_kafka_AdminOptions_destroy(options) }
                 setRequestTimeout(options, timeout)
                 let cStrings = groups.map { strdup($0) }
-                defer { cStrings.forEach { free($0) } }
+                defer { for pointer in cStrings { free(pointer) } }
                 var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) }
                 pointers.withUnsafeMutableBufferPointer { buffer in
                     rd_kafka_DescribeConsumerGroups(rk, buffer.baseAddress, buffer.count, options, queue)
                 }
                 guard let event = rd_kafka_queue_poll(queue, (timeout + .seconds(1)).milliseconds) else {
-                    return .failure(KafkaError(code: .timedOut, reason: "no group description within \(timeout)", isRetriable: true))
+                    return .failure(
+                        KafkaError(code: .timedOut, reason: "no group description within \(timeout)", isRetriable: true)
+                    )
                 }
                 defer { rd_kafka_event_destroy(event) }
                 let err = rd_kafka_event_error(event)
@@ -314,7 +340,9 @@ public final class KafkaAdmin: Sendable {
                             ConsumerGroupDescription(
                                 groupID: String(cString: rd_kafka_ConsumerGroupDescription_group_id(group)),
                                 state: String(
-                                    cString: rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(group))
+                                    cString: rd_kafka_consumer_group_state_name(
+                                        rd_kafka_ConsumerGroupDescription_state(group)
+                                    )
                                 ),
                                 memberCount: rd_kafka_ConsumerGroupDescription_member_count(group),
                                 error: error
@@ -330,12 +358,17 @@ public final class KafkaAdmin: Sendable {
         return value
     }
 
-    private static func unsupportedOrFailure<T>(_ err: rd_kafka_resp_err_t, request: String)
+    private static func unsupportedOrFailure<T>(
+        _ err: rd_kafka_resp_err_t,
+        request: String
+    )
         -> Result<BrokerSupport<T>, KafkaError>
     {
         let error = KafkaError.rdKafka(err, context: request)
         if error.code == .unsupportedByBroker {
-            return .success(.unsupported(reason: "\(request) is not supported by this broker (\(error.rdKafkaName ?? ""))"))
+            return .success(
+                .unsupported(reason: "\(request) is not supported by this broker (\(error.rdKafkaName ?? ""))")
+            )
         }
         return .failure(error)
     }
@@ -403,7 +436,10 @@ public final class KafkaAdmin: Sendable {
         if watermarkQueriesRunning == 0 {
             rd_kafka_destroy(handle.pointer)
         } else {
-            logger.warning("Admin client left open: watermark queries still hung", metadata: ["kafka.hung": "\(watermarkQueriesRunning)"])
+            logger.warning(
+                "Admin client left open: watermark queries still hung",
+                metadata: ["kafka.hung": "\(watermarkQueriesRunning)"]
+            )
         }
     }
 

@@ -1,8 +1,8 @@
 internal import CRdKafka
 import Dispatch
 import Foundation
-import Synchronization
 import Logging
+import Synchronization
 
 /// librdkafka properties for one client, in the order they are applied (a later value for a key wins).
 ///

@@ -68,7 +68,10 @@ final class ConsumerContext: Sendable {
             } else {
                 let result = rd_kafka_assign(rk, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    logger.error("Assign failed", metadata: ["kafka.error": "\(KafkaError.rdKafka(result, context: "assign"))"])
+                    logger.error(
+                        "Assign failed",
+                        metadata: ["kafka.error": "\(KafkaError.rdKafka(result, context: "assign"))"]
+                    )
                 }
             }
             logger.info(
@@ -389,7 +392,10 @@ public final class KafkaConsumer: Sendable {
         guard !wasClosed else { return }
         let err = rd_kafka_consumer_close(handle.pointer)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("Consumer close failed", metadata: ["kafka.error": "\(KafkaError.rdKafka(err, context: "close"))"])
+            logger.warning(
+                "Consumer close failed",
+                metadata: ["kafka.error": "\(KafkaError.rdKafka(err, context: "close"))"]
+            )
         }
         pump.stop()
         rd_kafka_destroy(handle.pointer)

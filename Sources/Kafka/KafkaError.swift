@@ -85,7 +85,8 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
     ) -> KafkaError {
         let name = String(cString: rd_kafka_err2name(err))
         let text = String(cString: rd_kafka_err2str(err))
-        let unsupported = err == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE
+        let unsupported =
+            err == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE
             || err == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION
         return KafkaError(
             code: unsupported ? .unsupportedByBroker : (err == RD_KAFKA_RESP_ERR__TIMED_OUT ? .timedOut : .rdKafka),

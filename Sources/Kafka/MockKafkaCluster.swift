@@ -66,7 +66,10 @@ public final class MockKafkaCluster: Sendable {
 
     /// Creates a topic.
     public func createTopic(_ name: String, partitions: Int32, replicationFactor: Int32 = 1) throws(KafkaError) {
-        try check(rd_kafka_mock_topic_create(cluster.pointer, name, partitions, replicationFactor), "create topic \(name)")
+        try check(
+            rd_kafka_mock_topic_create(cluster.pointer, name, partitions, replicationFactor),
+            "create topic \(name)"
+        )
     }
 
     /// Takes a broker down: its connections close and it stops answering. Its port is kept.

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 private let bootstrap: Void = {
-    let level = ProcessInfo.processInfo.environment["FLOWMETER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    let level =
+        ProcessInfo.processInfo.environment["FLOWMETER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level

@@ -24,8 +24,10 @@ struct DevKafkaEndToEndTests {
         let lines = (0..<20).map { "learner-\($0 % 4)|{\"specversion\":\"1.0\",\"id\":\"e\($0)\"}" }
         let produced = try Harness.run(
             kcat,
-            ["-b", broker.bootstrapServers, "-P", "-t", "learning.requested", "-K", "|", "-H", "traceparent=00-abc",
-             "-H", "partitionKey=from-kcat"],
+            [
+                "-b", broker.bootstrapServers, "-P", "-t", "learning.requested", "-K", "|", "-H", "traceparent=00-abc",
+                "-H", "partitionKey=from-kcat",
+            ],
             input: lines.joined(separator: "\n") + "\n"
         )
         #expect(produced.status == 0, "kcat -P failed: \(produced.stderr)")
@@ -62,7 +64,10 @@ struct DevKafkaEndToEndTests {
         var last: [TopicPartition: Int64] = [:]
         for record in records { last[record.topicPartition] = max(last[record.topicPartition] ?? -1, record.offset) }
         try consumer.commit(processed: last)
-        let admin = try KafkaAdmin(config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers), logger: quietLogger)
+        let admin = try KafkaAdmin(
+            config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers),
+            logger: quietLogger
+        )
         defer { admin.close() }
         let committed = try await admin.committedOffsets(group: "e2e-reader", partitions: Array(last.keys))
         #expect(committed.values.compactMap { $0 }.reduce(0, +) == 20)

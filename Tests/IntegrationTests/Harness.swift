@@ -17,7 +17,9 @@ enum Harness {
         for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) {
             return candidate
         }
-        Issue.record("the flowmeter binary was not found at \(candidates); run `swift build` first or set FLOWMETER_BIN")
+        Issue.record(
+            "the flowmeter binary was not found at \(candidates); run `swift build` first or set FLOWMETER_BIN"
+        )
         throw HarnessError.missing("flowmeter binary")
     }
 
@@ -35,7 +37,11 @@ enum Harness {
 
     /// Runs a process to completion with `input` on stdin; returns its exit status, stdout and stderr.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], input: String = "") throws -> (
+    static func run(
+        _ executable: String,
+        _ arguments: [String],
+        input: String = ""
+    ) throws -> (
         status: Int32, stdout: String, stderr: String
     ) {
         let process = Process()

@@ -122,9 +122,11 @@ struct KafkaConsumerTests {
 
         consumer.close()
         #expect(calls.withLock { $0 } == ["assign [lessons[0]]", "revoke [lessons[0]] lost=false"])
-        #expect(consumer.drainRebalanceEvents() == [
-            .assigned([TopicPartition("lessons", 0)]), .revoked([TopicPartition("lessons", 0)], lost: false),
-        ])
+        #expect(
+            consumer.drainRebalanceEvents() == [
+                .assigned([TopicPartition("lessons", 0)]), .revoked([TopicPartition("lessons", 0)], lost: false),
+            ]
+        )
         #expect(throws: KafkaError.self) { try consumer.assignment() }
     }
 
