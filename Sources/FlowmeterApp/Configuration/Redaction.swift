@@ -55,10 +55,10 @@ public enum Redaction {
             if let at = rest.lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
                 text = String(connection[...colon]) + mask + String(connection[at...])
             }
-            return redactPasswordKeywords(text)
+            return redactPasswordKeywords(text, inURI: true)
         }
         if connection.contains("=") {
-            return redactPasswordKeywords(connection)
+            return redactPasswordKeywords(connection, inURI: false)
         }
         return connection.isEmpty ? connection : mask
     }
@@ -69,7 +69,7 @@ public enum Redaction {
     }
 
     /// Replaces the values of `password=` and `sslpassword=` (keyword form or URI query parameters).
-    private static func redactPasswordKeywords(_ text: String) -> String {
+    private static func redactPasswordKeywords(_ text: String, inURI: Bool) -> String {
         let characters = Array(text)
         let keywords = ["password", "sslpassword"].map { Array($0) }
         var result = ""
@@ -87,7 +87,7 @@ public enum Redaction {
                     cursor += 1
                     while cursor < characters.count, characters[cursor] == " " { cursor += 1 }
                     result += String(characters[index..<cursor]) + mask
-                    cursor = endOfValue(in: characters, from: cursor)
+                    cursor = endOfValue(in: characters, from: cursor, inURI: inURI)
                     index = cursor
                     continue
                 }
@@ -105,8 +105,9 @@ public enum Redaction {
         return zip(keyword, characters[index..<index + keyword.count]).allSatisfy { $0.lowercased() == $1.lowercased() }
     }
 
-    /// The index after a keyword value: a single-quoted value (with backslash escapes) or up to whitespace or `&`.
-    private static func endOfValue(in characters: [Character], from start: Int) -> Int {
+    /// The index after a value: a single-quoted one, or up to white space (keyword form) or `&` or `#` (URI query);
+    /// a backslash escapes the next character, as libpq's parser has it.
+    private static func endOfValue(in characters: [Character], from start: Int, inURI: Bool) -> Int {
         var cursor = start
         if cursor < characters.count, characters[cursor] == "'" {
             cursor += 1
@@ -115,10 +116,12 @@ public enum Redaction {
             }
             return min(cursor + 1, characters.count)
         }
-        while cursor < characters.count, !characters[cursor].isWhitespace, characters[cursor] != "&" {
-            cursor += 1
+        while cursor < characters.count,
+            inURI ? !"&#".contains(characters[cursor]) : !characters[cursor].isWhitespace
+        {
+            cursor += characters[cursor] == "\\" ? 2 : 1
         }
-        return cursor
+        return min(cursor, characters.count)
     }
 }
 
