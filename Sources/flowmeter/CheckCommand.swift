@@ -1,12 +1,35 @@
 import ArgumentParser
+import FlowmeterApp
+import Foundation
 
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate the configuration and print it with secrets redacted."
+        abstract: "Validate the configuration and print it with secrets redacted.",
+        discussion: "Exits with 0 and prints the effective configuration, or exits with 2 and prints each problem."
     )
 
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Output format: text or json.")
+    var format: Format = .text
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text
+        case json
+    }
+
     func run() async throws {
-        throw ValidationError("not implemented yet")
+        // TODO(kafka-bridge): wire rd_kafka_conf_set validation
+        let resolver = ConfigurationResolver.forCurrentProcess(kafkaPropertyValidator: nil)
+        let result = CheckRunner(resolver: resolver)
+            .run(options.commandLineValues, format: format == .json ? .json : .text)
+        guard result.problems.isEmpty else {
+            for problem in result.problems {
+                FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+            }
+            throw ExitCode(result.exitCode)
+        }
+        print(result.output, terminator: "")
     }
 }

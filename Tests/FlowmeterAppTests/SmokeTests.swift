@@ -1,7 +1,0 @@
-import Testing
-
-@Suite struct FlowmeterAppSmokeTests {
-    @Test func builds() {
-        #expect(Bool(true))
-    }
-}
