@@ -52,13 +52,34 @@ as_server_user() {
 }
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    if command -v python3 >/dev/null 2>&1 \
+        && python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null; then
+        return 0
+    fi
+    # No usable python3: probe random high ports until one refuses connections.
+    local port attempt
+    for attempt in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "could not find a free port; pass one: $0 start DIR PORT"
 }
 
-is_running() {
+postmaster_alive() {
     local dir="$1" bindir="$2"
     [[ -f "$dir/data/postmaster.pid" ]] || return 1
     as_server_user "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
+# Running and accepting connections (a SIGKILLed postmaster can linger as a zombie for a while).
+is_running() {
+    local dir="$1" bindir="$2"
+    postmaster_alive "$dir" "$bindir" || return 1
+    [[ -f "$dir/port" ]] || return 1
+    "$bindir/pg_isready" -q -h "$dir" -p "$(cat "$dir/port")" -t 2 >/dev/null 2>&1
 }
 
 cmd_start() {
@@ -73,6 +94,14 @@ cmd_start() {
         tail -n 1 "$dir/url"
         return 0
     fi
+
+    # A postmaster that is dying (or a zombie) still holds the data directory: wait for it to go.
+    local waited=0
+    while postmaster_alive "$dir" "$bindir"; do
+        ((waited < 100)) || die "a postmaster holds $dir/data but does not accept connections; stop it first"
+        sleep 0.1
+        waited=$((waited + 1))
+    done
 
     if [[ "$(id -u)" -eq 0 ]]; then
         id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user (apt-get install postgresql creates it)"
