@@ -1,4 +1,6 @@
+import Dispatch
 import Logging
+import Synchronization
 import Testing
 
 @testable import Postgres
@@ -416,5 +418,59 @@ private let distinctivePassword = "Zq7-leak-canary-Pw%40rd"
         }
         #expect(sums.sorted() == (0..<64).map { Int64($0) * 10 })
         #expect(connection.isConnected)
+    }
+}
+
+@Suite struct PQSerializationTests {
+    /// Write skew between two serializable transactions: the one that commits second fails at COMMIT with SQLSTATE
+    /// 40001, which is retriable.
+    @Test func writeSkewFailsOneSerializableTransaction() throws {
+        try TestDatabase.withSchema { setup, schema in
+            try setup.execute("CREATE TABLE duty (doctor int4 PRIMARY KEY, on_call bool NOT NULL)")
+            try setup.execute("INSERT INTO duty VALUES (1, true), (2, true)")
+            let first = try TestDatabase.connect()
+            defer { first.close() }
+            let second = try TestDatabase.connect()
+            defer { second.close() }
+            for connection in [first, second] { try connection.execute("SET search_path TO \(schema)") }
+
+            let secondReady = DispatchSemaphore(value: 0)
+            let firstDone = DispatchSemaphore(value: 0)
+            let secondOutcome = Mutex<(any Error)?>(nil)
+            let secondFinished = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                do {
+                    try second.transaction(isolation: .serializable) { transaction in
+                        _ = try transaction.query("SELECT count(*) FROM duty WHERE on_call")
+                        try transaction.execute("UPDATE duty SET on_call = false WHERE doctor = 2")
+                        secondReady.signal()
+                        firstDone.wait()
+                    }
+                } catch {
+                    secondOutcome.withLock { $0 = error }
+                }
+                secondFinished.signal()
+            }
+            secondReady.wait()
+            var firstError: (any Error)?
+            do {
+                try first.transaction(isolation: .serializable) { transaction in
+                    _ = try transaction.query("SELECT count(*) FROM duty WHERE on_call")
+                    try transaction.execute("UPDATE duty SET on_call = false WHERE doctor = 1")
+                }
+            } catch {
+                firstError = error
+            }
+            firstDone.signal()
+            secondFinished.wait()
+
+            // The first committer wins; the second transaction's COMMIT fails and surfaces as an error.
+            #expect(firstError == nil)
+            let error = try #require(secondOutcome.withLock { $0 } as? PQError)
+            #expect(error.code == .queryFailed)
+            #expect(error.sqlState == "40001")
+            #expect(error.isRetriable)
+            #expect(try setup.query("SELECT count(*) AS n FROM duty WHERE on_call").first?.int64("n") == 1)
+        }
     }
 }
