@@ -2,7 +2,9 @@
 ///
 /// Strings, numbers, booleans and timestamps are sent in text format; bytes are sent in binary format as `bytea`.
 /// Strings are sent untyped (`unknown`), so the server can coerce them to the column's type (`json`, enums, ...);
-/// the other kinds carry their type (`int8`, `float8`, `bool`, `bytea`, `timestamptz`).
+/// the other kinds carry their type (`int8`, `float8`, `bool`, `bytea`, `timestamptz`). An `int8` parameter is
+/// assigned to `int4`/`int2` columns and compared with them directly, but a function that takes `integer` needs a
+/// cast, e.g. `pg_terminate_backend($1::int4)`.
 public enum PQValue: Sendable, Hashable {
     /// SQL `NULL`.
     case null
