@@ -1,7 +1,0 @@
-import Testing
-
-@Suite struct PostgresSmokeTests {
-    @Test func builds() {
-        #expect(Bool(true))
-    }
-}
