@@ -48,7 +48,19 @@ public struct KafkaClientConfig: Sendable {
         return problems
     }
 
+    /// librdkafka's own verdict on one property: `nil` if it accepts it, else its message (with the value
+    /// scrubbed when the key is secret).
+    public static func problem(key: String, value: String) -> String? {
+        guard let conf = rd_kafka_conf_new() else { return "cannot allocate a librdkafka configuration" }
+        defer { rd_kafka_conf_destroy(conf) }
+        return set(conf, key: key, value: value)
+    }
+
     static func apply(_ conf: OpaquePointer, key: String, value: String) -> String? {
+        set(conf, key: key, value: value).map { "librdkafka property \(key): \($0)" }
+    }
+
+    private static func set(_ conf: OpaquePointer, key: String, value: String) -> String? {
         var errstr = [CChar](repeating: 0, count: 512)
         let result = errstr.withUnsafeMutableBufferPointer { buffer in
             rd_kafka_conf_set(conf, key, value, buffer.baseAddress, buffer.count)
@@ -58,7 +70,7 @@ public struct KafkaClientConfig: Sendable {
         if isSecret(key: key), !value.isEmpty {
             message = message.replacingAll(value, with: "***")
         }
-        return "librdkafka property \(key): \(message)"
+        return message
     }
 
     /// Builds an `rd_kafka_conf_t`. The caller owns it until `rd_kafka_new` succeeds.

@@ -20,8 +20,7 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // TODO(kafka-bridge): wire rd_kafka_conf_set validation
-        let resolver = ConfigurationResolver.forCurrentProcess(kafkaPropertyValidator: nil)
+        let resolver = ConfigurationResolver.forCurrentProcess(kafkaPropertyValidator: librdkafkaPropertyValidator)
         let result = CheckRunner(resolver: resolver)
             .run(options.commandLineValues, format: format == .json ? .json : .text)
         guard result.problems.isEmpty else {
