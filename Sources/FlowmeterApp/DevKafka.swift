@@ -64,6 +64,7 @@ public struct DevKafka: Sendable {
         guard (1...16).contains(brokerCount) else {
             throw DevKafkaError("--broker-count \(brokerCount): expected 1 to 16")
         }
+        let termination = TerminationSignals(exitOnStdinClose: exitOnStdinClose)
         let cluster = try MockKafkaCluster(brokerCount: brokerCount, logger: logger)
         defer { cluster.close() }
         for topic in topics {
@@ -78,7 +79,7 @@ public struct DevKafka: Sendable {
                 "kafka.topics": "\(topics.map { "\($0.name):\($0.partitions)" }.joined(separator: ","))",
             ]
         )
-        let reason = await waitForTermination(exitOnStdinClose: exitOnStdinClose)
+        let reason = await termination.wait()
         logger.info("Mock Kafka cluster stopping", metadata: ["reason": "\(reason)"])
     }
 }

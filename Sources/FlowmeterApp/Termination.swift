@@ -18,34 +18,49 @@ public enum TerminationReason: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Waits until SIGTERM or SIGINT arrives, or (optionally) until standard input is closed.
+/// Catches SIGTERM and SIGINT (and optionally the end of standard input) from the moment it is created.
 ///
-/// The signals' default actions are disabled for the rest of the process so that the caller can shut down
-/// cleanly.
-public func waitForTermination(exitOnStdinClose: Bool) async -> TerminationReason {
-    let (stream, continuation) = AsyncStream.makeStream(of: TerminationReason.self)
-    var sources: [any DispatchSourceSignal] = []
-    for number in [SIGTERM, SIGINT] {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { continuation.yield(.signal(number)) }
-        source.resume()
-        sources.append(source)
-    }
-    if exitOnStdinClose {
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = read(STDIN_FILENO, &buffer, buffer.count)
-                if count == 0 || (count < 0 && errno != EINTR) { break }
-            }
-            continuation.yield(.stdinClosed)
+/// Create it before announcing readiness (for example before printing a bootstrap string), so that a signal
+/// sent right after the announcement is handled instead of killing the process.
+public final class TerminationSignals: Sendable {
+    private let stream: AsyncStream<TerminationReason>
+    private let sources: [SendableSignalSource]
+
+    /// Installs the handlers. The signals' default actions stay disabled for the rest of the process.
+    public init(exitOnStdinClose: Bool) {
+        let (stream, continuation) = AsyncStream.makeStream(of: TerminationReason.self)
+        self.stream = stream
+        var sources: [SendableSignalSource] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(.signal(number)) }
+            source.resume()
+            sources.append(SendableSignalSource(source: source))
         }
-        thread.name = "flowmeter-stdin-watch"
-        thread.start()
+        self.sources = sources
+        if exitOnStdinClose {
+            let thread = Thread {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(STDIN_FILENO, &buffer, buffer.count)
+                    if count == 0 || (count < 0 && errno != EINTR) { break }
+                }
+                continuation.yield(.stdinClosed)
+            }
+            thread.name = "flowmeter-stdin-watch"
+            thread.start()
+        }
     }
-    var iterator = stream.makeAsyncIterator()
-    let reason = await iterator.next() ?? .stdinClosed
-    for source in sources { source.cancel() }
-    return reason
+
+    /// Waits for the first signal (or end of standard input).
+    public func wait() async -> TerminationReason {
+        var iterator = stream.makeAsyncIterator()
+        return await iterator.next() ?? .stdinClosed
+    }
+}
+
+private struct SendableSignalSource: @unchecked Sendable {
+    // @unchecked: a Dispatch source is thread-safe; it is only kept alive here.
+    let source: any DispatchSourceSignal
 }
