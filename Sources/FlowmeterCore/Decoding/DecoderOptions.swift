@@ -1,0 +1,65 @@
+/// Configuration of a ``CloudEventDecoder``.
+public struct DecoderOptions: Sendable, Hashable {
+    /// Values larger than this get the `oversize` flag and only a bounded top-level scan (default 262,144).
+    public var maxParseBytes: Int
+    /// Topics that are dead-letter topics, by exact name.
+    public var dlqTopics: Set<String>
+    /// Glob patterns (`*` matches any run of characters) for dead-letter topics.
+    ///
+    /// The default, `*.dlq` and `*.dlq.*`, matches a topic with `dlq` as a dot-separated segment after the first.
+    public var dlqTopicPatterns: [String]
+    /// Dapr outbox internal topics (`<namespace><appId><topic>outbox`), by exact name.
+    public var outboxInternalTopics: Set<String>
+    /// A namespace prefix (Dapr `{namespace}` component metadata) stripped from record topics before they are
+    /// compared with the CloudEvent `topic` attribute.
+    public var namespacePrefix: String?
+    /// Whether to try parsing string `data` as JSON when the content type is `text/plain` or empty.
+    public var tryDoubleEncodedJSON: Bool
+    /// The deepest JSON nesting accepted; deeper values are malformed.
+    public var maxNestingDepth: Int
+
+    /// Creates options; every parameter has the documented default.
+    public init(
+        maxParseBytes: Int = 262_144,
+        dlqTopics: Set<String> = [],
+        dlqTopicPatterns: [String] = ["*.dlq", "*.dlq.*"],
+        outboxInternalTopics: Set<String> = [],
+        namespacePrefix: String? = nil,
+        tryDoubleEncodedJSON: Bool = true,
+        maxNestingDepth: Int = 512
+    ) {
+        self.maxParseBytes = maxParseBytes
+        self.dlqTopics = dlqTopics
+        self.dlqTopicPatterns = dlqTopicPatterns
+        self.outboxInternalTopics = outboxInternalTopics
+        self.namespacePrefix = namespacePrefix
+        self.tryDoubleEncodedJSON = tryDoubleEncodedJSON
+        self.maxNestingDepth = maxNestingDepth
+    }
+}
+
+/// Matches `text` against a glob `pattern` where `*` matches any run of bytes (iterative, no recursion).
+func globMatches(_ pattern: [UInt8], _ text: UnsafeBufferPointer<UInt8>) -> Bool {
+    var p = 0
+    var t = 0
+    var starP = -1
+    var starT = 0
+    while t < text.count {
+        if p < pattern.count && pattern[p] == 0x2A {
+            starP = p
+            starT = t
+            p += 1
+        } else if p < pattern.count && pattern[p] == text[t] {
+            p += 1
+            t += 1
+        } else if starP >= 0 {
+            p = starP + 1
+            starT += 1
+            t = starT
+        } else {
+            return false
+        }
+    }
+    while p < pattern.count && pattern[p] == 0x2A { p += 1 }
+    return p == pattern.count
+}
