@@ -265,7 +265,11 @@ func check(_ fixture: FixtureCase, exactFlags: Bool, sourceLocation: SourceLocat
         #expect(event.dlq?.originTopic == v, comment("origin_topic"), sourceLocation: sourceLocation)
     }
     if let v = exp["origin_partition"]?.int {
-        #expect(event.dlq?.originPartition.map(Int64.init) == v, comment("origin_partition"), sourceLocation: sourceLocation)
+        #expect(
+            event.dlq?.originPartition.map(Int64.init) == v,
+            comment("origin_partition"),
+            sourceLocation: sourceLocation
+        )
     }
     if let v = exp["origin_offset"]?.int {
         #expect(event.dlq?.originOffset == v, comment("origin_offset"), sourceLocation: sourceLocation)

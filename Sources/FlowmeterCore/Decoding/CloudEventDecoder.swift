@@ -358,26 +358,28 @@ public struct CloudEventDecoder: Sendable {
     private func validJSON(_ base: UnsafePointer<UInt8>, _ span: MemberSpan) -> Bool {
         var sink = IgnoringMemberSink()
         if !span.escaped {
-            return (try? JSONDocument.scan(
-                base: base,
-                start: span.contentStart,
-                end: span.contentEnd,
-                validate: true,
-                maxDepth: options.maxNestingDepth,
-                sink: &sink
-            )) != nil
+            return
+                (try? JSONDocument.scan(
+                    base: base,
+                    start: span.contentStart,
+                    end: span.contentEnd,
+                    validate: true,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &sink
+                )) != nil
         }
         let bytes = JSONString.unescapedBytes(base, span.contentStart, span.contentEnd)
         return bytes.withUnsafeBufferPointer { buffer in
             guard let p = buffer.baseAddress else { return false }
-            return (try? JSONDocument.scan(
-                base: p,
-                start: 0,
-                end: buffer.count,
-                validate: true,
-                maxDepth: options.maxNestingDepth,
-                sink: &sink
-            )) != nil
+            return
+                (try? JSONDocument.scan(
+                    base: p,
+                    start: 0,
+                    end: buffer.count,
+                    validate: true,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &sink
+                )) != nil
         }
     }
 
@@ -461,7 +463,9 @@ public struct CloudEventDecoder: Sendable {
     private func topicRole(topic: String, plainTopic: String, headers: HeaderView) -> TopicRole {
         if options.dlqTopics.contains(topic) || options.dlqTopics.contains(plainTopic) { return .dlq }
         if matchesDLQPattern(topic) || (plainTopic != topic && matchesDLQPattern(plainTopic)) { return .dlq }
-        if headers.last("__topic", caseInsensitive: false) != nil && headers.last("__offset", caseInsensitive: false) != nil {
+        if headers.last("__topic", caseInsensitive: false) != nil
+            && headers.last("__offset", caseInsensitive: false) != nil
+        {
             return .dlq
         }
         if options.outboxInternalTopics.contains(topic) || options.outboxInternalTopics.contains(plainTopic) {
@@ -485,16 +489,24 @@ public struct CloudEventDecoder: Sendable {
         base: UnsafePointer<UInt8>,
         flags: inout DecoderFlags
     ) -> TraceContext? {
-        for (attribute, source) in [(Attribute.traceparent, TraceSource.attributeTraceparent), (.traceid, .attributeTraceid)] {
+        for (attribute, source) in [
+            (Attribute.traceparent, TraceSource.attributeTraceparent), (.traceid, .attributeTraceid),
+        ] {
             guard let span = members[attribute], span.kind == .string, span.contentEnd > span.contentStart else {
                 continue
             }
             let trace: TraceContext?
             if span.escaped {
-                trace = parseTrace(JSONString.string(base, span.contentStart, span.contentEnd, escaped: true), source: source)
+                trace = parseTrace(
+                    JSONString.string(base, span.contentStart, span.contentEnd, escaped: true),
+                    source: source
+                )
             } else {
                 trace = TraceContext.parse(
-                    bytes: UnsafeBufferPointer(start: base + span.contentStart, count: span.contentEnd - span.contentStart),
+                    bytes: UnsafeBufferPointer(
+                        start: base + span.contentStart,
+                        count: span.contentEnd - span.contentStart
+                    ),
                     source: source
                 )
             }
