@@ -391,7 +391,7 @@ public struct CloudEventDecoder: Sendable {
         finishDLQ(&event, headers: headers)
         if event.producerKind == .daprWrapped, let ceTime = event.ceTime {
             let reference = event.role == .dlq ? (event.dlq?.originTimestampMs ?? 0) : event.timestampMs
-            if reference > 0 {
+            if reference > 0 && event.timestampType != .unknown {
                 let delta = reference - ceTime.epochMilliseconds
                 if delta < -2000 { event.flags.insert(.clockSkewOrForgedTime) }
                 if delta > 60_000 { event.flags.insert(.delayedPublish) }
@@ -489,31 +489,33 @@ public struct CloudEventDecoder: Sendable {
         base: UnsafePointer<UInt8>,
         flags: inout DecoderFlags
     ) -> TraceContext? {
-        for (attribute, source) in [
-            (Attribute.traceparent, TraceSource.attributeTraceparent), (.traceid, .attributeTraceid),
-        ] {
-            guard let span = members[attribute], span.kind == .string, span.contentEnd > span.contentStart else {
-                continue
-            }
-            let trace: TraceContext?
-            if span.escaped {
-                trace = parseTrace(
-                    JSONString.string(base, span.contentStart, span.contentEnd, escaped: true),
-                    source: source
-                )
-            } else {
-                trace = TraceContext.parse(
-                    bytes: UnsafeBufferPointer(
-                        start: base + span.contentStart,
-                        count: span.contentEnd - span.contentStart
-                    ),
-                    source: source
-                )
-            }
-            if trace == nil { flags.insert(.badTraceparent) }
-            return trace
+        func nonEmptyString(_ span: MemberSpan?) -> MemberSpan? {
+            guard let span, span.kind == .string, span.contentEnd > span.contentStart else { return nil }
+            return span
         }
-        return nil
+        let span: MemberSpan
+        let source: TraceSource
+        if let traceparent = nonEmptyString(members[.traceparent]) {
+            span = traceparent
+            source = .attributeTraceparent
+        } else if let traceid = nonEmptyString(members[.traceid]) {
+            span = traceid
+            source = .attributeTraceid
+        } else {
+            return nil
+        }
+        let trace: TraceContext?
+        if span.escaped {
+            trace = parseTrace(
+                JSONString.string(base, span.contentStart, span.contentEnd, escaped: true),
+                source: source
+            )
+        } else {
+            let bytes = UnsafeBufferPointer(start: base + span.contentStart, count: span.contentEnd - span.contentStart)
+            trace = TraceContext.parse(bytes: bytes, source: source)
+        }
+        if trace == nil { flags.insert(.badTraceparent) }
+        return trace
     }
 
     /// Trace from the plain `traceparent` or `traceid` headers.

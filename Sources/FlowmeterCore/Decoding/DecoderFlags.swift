@@ -1,6 +1,7 @@
 /// Problems and notable facts found while decoding one record, each with a stable snake_case name (the
 /// Prometheus label `flag`).
 public struct DecoderFlags: OptionSet, Sendable, Hashable {
+    /// The flag bits; bit positions are stable.
     public let rawValue: UInt64
 
     /// Creates flags from raw bits.
