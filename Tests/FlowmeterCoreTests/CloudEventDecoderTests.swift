@@ -186,3 +186,19 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
         #expect(decode("\u{1}bin", headers: [RecordHeader(name: "rawPayload", string: "no")]).parserClass == .malformed)
     }
 }
+
+@Suite struct TopicPatternTests {
+    @Test(arguments: [
+        ("*.dlq", "a.dlq", true), ("*.dlq", "a.dlqx", false), ("*.dlq", ".dlq", true), ("*.dlq", "dlq", false),
+        ("*.dlq.*", "a.dlq.b", true), ("*.dlq.*", "a.dlq", false), ("*.dlq.*", ".dlq.", true),
+        ("dlq-*", "dlq-orders", true), ("dlq-*", "orders-dlq", false), ("a*b*c", "axxbyyc", true),
+        ("a*b*c", "axxbyy", false), ("exact", "exact", true), ("exact", "exactly", false), ("*", "", true),
+        ("**", "x", true),
+    ])
+    func matches(_ pattern: String, _ topic: String, _ expected: Bool) {
+        var text = topic
+        let compiled = TopicPattern(pattern)
+        #expect(text.withUTF8 { compiled.matches($0) } == expected)
+        #expect(text.withUTF8 { globMatches(Array(pattern.utf8), $0) } == expected)
+    }
+}

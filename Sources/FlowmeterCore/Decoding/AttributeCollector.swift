@@ -16,23 +16,66 @@ enum Attribute: Int, CaseIterable {
     case tracestate
     case type
 
-    static let names: [[UInt8]] = [
-        "data", "data_base64", "datacontenttype", "expiration", "id", "pubsubname", "source", "specversion",
-        "subject", "time", "topic", "traceid", "traceparent", "tracestate", "type",
-    ].map { Array($0.utf8) }
+    /// The member name.
+    var name: StaticString {
+        switch self {
+        case .data: "data"
+        case .dataBase64: "data_base64"
+        case .datacontenttype: "datacontenttype"
+        case .expiration: "expiration"
+        case .id: "id"
+        case .pubsubname: "pubsubname"
+        case .source: "source"
+        case .specversion: "specversion"
+        case .subject: "subject"
+        case .time: "time"
+        case .topic: "topic"
+        case .traceid: "traceid"
+        case .traceparent: "traceparent"
+        case .tracestate: "tracestate"
+        case .type: "type"
+        }
+    }
 
     static func match(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> Attribute? {
-        let n = end - start
-        for (index, name) in names.enumerated() where name.count == n {
-            var equal = true
-            for k in 0..<n where name[k] != p[start + k] {
-                equal = false
-                break
+        // Pick the one candidate by length and a distinguishing byte, then compare.
+        let candidate: Attribute
+        switch end - start {
+        case 2: candidate = .id
+        case 4:
+            switch p[start + 1] {
+            case 0x61: candidate = .data
+            case 0x69: candidate = .time
+            case 0x79: candidate = .type
+            default: return nil
             }
-            if equal { return Attribute(rawValue: index) }
+        case 5: candidate = .topic
+        case 6: candidate = .source
+        case 7: candidate = p[start] == 0x73 ? .subject : .traceid
+        case 10:
+            switch p[start] {
+            case 0x65: candidate = .expiration
+            case 0x70: candidate = .pubsubname
+            default: candidate = .tracestate
+            }
+        case 11:
+            switch p[start] {
+            case 0x64: candidate = .dataBase64
+            case 0x73: candidate = .specversion
+            default: candidate = .traceparent
+            }
+        case 15: candidate = .datacontenttype
+        default: return nil
         }
-        return nil
+        let name = candidate.name
+        return name.utf8CodeUnitCount == end - start && memoryEquals(name.utf8Start, p + start, end - start)
+            ? candidate : nil
     }
+}
+
+@inline(__always) func memoryEquals(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    for k in 0..<count where a[k] != b[k] { return false }
+    return true
 }
 
 /// Collects top-level members into fixed slots, without allocating for Dapr's own envelopes.

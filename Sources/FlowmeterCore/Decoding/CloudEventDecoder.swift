@@ -7,12 +7,12 @@
 public struct CloudEventDecoder: Sendable {
     /// The options in use.
     public let options: DecoderOptions
-    private let dlqPatterns: [[UInt8]]
+    private let dlqPatterns: [TopicPattern]
 
     /// Creates a decoder.
     public init(options: DecoderOptions = DecoderOptions()) {
         self.options = options
-        self.dlqPatterns = options.dlqTopicPatterns.map { Array($0.utf8) }
+        self.dlqPatterns = options.dlqTopicPatterns.map(TopicPattern.init)
     }
 
     /// Decodes one record whose value is a byte array (a convenience over the zero-copy entry point).
@@ -461,14 +461,16 @@ public struct CloudEventDecoder: Sendable {
     }
 
     private func topicRole(topic: String, plainTopic: String, headers: HeaderView) -> TopicRole {
-        if options.dlqTopics.contains(topic) || options.dlqTopics.contains(plainTopic) { return .dlq }
+        let dlqTopics = options.dlqTopics
+        if !dlqTopics.isEmpty && (dlqTopics.contains(topic) || dlqTopics.contains(plainTopic)) { return .dlq }
         if matchesDLQPattern(topic) || (plainTopic != topic && matchesDLQPattern(plainTopic)) { return .dlq }
         if headers.last("__topic", caseInsensitive: false) != nil
             && headers.last("__offset", caseInsensitive: false) != nil
         {
             return .dlq
         }
-        if options.outboxInternalTopics.contains(topic) || options.outboxInternalTopics.contains(plainTopic) {
+        let outboxTopics = options.outboxInternalTopics
+        if !outboxTopics.isEmpty && (outboxTopics.contains(topic) || outboxTopics.contains(plainTopic)) {
             return .outboxInternal
         }
         return .normal
@@ -477,7 +479,7 @@ public struct CloudEventDecoder: Sendable {
     private func matchesDLQPattern(_ topic: String) -> Bool {
         guard !dlqPatterns.isEmpty else { return false }
         var copy = topic
-        return copy.withUTF8 { text in dlqPatterns.contains { globMatches($0, text) } }
+        return copy.withUTF8 { text in dlqPatterns.contains { $0.matches(text) } }
     }
 
     // MARK: - Trace

@@ -63,3 +63,46 @@ func globMatches(_ pattern: [UInt8], _ text: UnsafeBufferPointer<UInt8>) -> Bool
     while p < pattern.count && pattern[p] == 0x2A { p += 1 }
     return p == pattern.count
 }
+
+/// A glob pattern compiled to the cheapest matcher for its shape.
+enum TopicPattern: Sendable {
+    /// `*literal`
+    case suffix([UInt8])
+    /// `*literal*`
+    case contains([UInt8])
+    /// Anything else.
+    case glob([UInt8])
+
+    init(_ pattern: String) {
+        let bytes = Array(pattern.utf8)
+        let stars = bytes.indices.filter { bytes[$0] == 0x2A }
+        if stars == [0] {
+            self = .suffix(Array(bytes.dropFirst()))
+        } else if bytes.count >= 2 && stars == [0, bytes.count - 1] {
+            self = .contains(Array(bytes.dropFirst().dropLast()))
+        } else {
+            self = .glob(bytes)
+        }
+    }
+
+    func matches(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        switch self {
+        case .suffix(let literal):
+            guard text.count >= literal.count, let base = text.baseAddress else { return literal.isEmpty }
+            return literal.withUnsafeBufferPointer { l in
+                l.isEmpty || memoryEquals(l.baseAddress!, base + text.count - l.count, l.count)
+            }
+        case .contains(let literal):
+            guard text.count >= literal.count, let base = text.baseAddress else { return literal.isEmpty }
+            return literal.withUnsafeBufferPointer { l in
+                guard let lp = l.baseAddress, !l.isEmpty else { return true }
+                for start in 0...(text.count - l.count) where base[start] == lp[0] {
+                    if memoryEquals(lp, base + start, l.count) { return true }
+                }
+                return false
+            }
+        case .glob(let pattern):
+            return globMatches(pattern, text)
+        }
+    }
+}

@@ -186,7 +186,11 @@ struct JSONCursor {
             }
         }
         while true {
-            // Fast path: printable ASCII without quote or backslash.
+            // Fast path, 8 bytes at a time: printable ASCII without quote or backslash.
+            while pos + 8 <= end && Self.isPlainASCII8(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)) {
+                pos += 8
+            }
+            // Then byte by byte.
             while pos < end {
                 let c = base[pos]
                 if c >= 0x20 && c < 0x80 && c != ASCII.quote && c != ASCII.backslash {
@@ -222,6 +226,20 @@ struct JSONCursor {
             if c < 0x20 { throw JSONFailure(.controlCharacter, pos) }
             try scanUTF8Sequence()
         }
+    }
+
+    /// Whether all 8 bytes of `word` are in 0x20...0x7F and none is `"` or `\\` (SWAR).
+    @inline(__always) static func isPlainASCII8(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        // A byte is zero in `x` iff the high bit of that byte is set in (x - ones) & ~x & highs.
+        let hasQuote = (quotes &- ones) & ~quotes & highs
+        let hasBackslash = (backslashes &- ones) & ~backslashes & highs
+        // A byte below 0x20 (with the high bit clear) sets the high bit of (word - 0x20...) & ~word.
+        let hasControl = (word &- (ones &* 0x20)) & ~word & highs
+        return (hasQuote | hasBackslash | hasControl | (word & highs)) == 0
     }
 
     /// Validates one multi-byte UTF-8 sequence at `pos` (Unicode Table 3-7).
