@@ -131,11 +131,13 @@ struct SplitMix64: RandomNumberGenerator {
             let decoder = iteration % 3 == 0 ? skimming : strict
             let headers = Self.headerSets[iteration % Self.headerSets.count]
             let topic = iteration % 5 == 0 ? "x.dlq" : "progress.updated"
+            let timestamps: [Int64] = [1_762_161_124_318, .max, .min, 0, -1, 1_762_161_184_318]
+            let timestampMs = timestamps[(iteration / 5) % timestamps.count]
             let event = decoder.decode(
                 topic: topic,
                 partition: 0,
                 offset: Int64(iteration),
-                timestampMs: 1_762_161_124_318,
+                timestampMs: timestampMs,
                 headers: headers,
                 key: nil,
                 value: input
@@ -148,7 +150,7 @@ struct SplitMix64: RandomNumberGenerator {
                     topic: topic,
                     partition: 0,
                     offset: Int64(iteration),
-                    timestampMs: 1_762_161_124_318,
+                    timestampMs: timestampMs,
                     headers: headers,
                     key: nil,
                     value: input

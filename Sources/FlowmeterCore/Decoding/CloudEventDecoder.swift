@@ -392,9 +392,9 @@ public struct CloudEventDecoder: Sendable {
         if event.producerKind == .daprWrapped, let ceTime = event.ceTime {
             let reference = event.role == .dlq ? (event.dlq?.originTimestampMs ?? 0) : event.timestampMs
             if reference > 0 && event.timestampType != .unknown {
-                let delta = reference - ceTime.epochMilliseconds
-                if delta < -2000 { event.flags.insert(.clockSkewOrForgedTime) }
-                if delta > 60_000 { event.flags.insert(.delayedPublish) }
+                let (delta, overflow) = reference.subtractingReportingOverflow(ceTime.epochMilliseconds)
+                if !overflow && delta < -2000 { event.flags.insert(.clockSkewOrForgedTime) }
+                if !overflow && delta > 60_000 { event.flags.insert(.delayedPublish) }
             }
         }
         if event.flags.contains(.unsupportedSpecversion) {
