@@ -163,10 +163,10 @@ public struct CloudEventDecoder: Sendable {
         fields.specversion = attributeValue(specversionSpan, base)
         fields.id = attributeValue(members[.id], base)
         fields.source = attributeValue(members[.source], base)
-        fields.type = attributeValue(members[.type], base)
+        fields.type = attributeValue(members[.type], base, reusingCommon: true)
         fields.subject = attributeValue(members[.subject], base)
-        fields.datacontenttype = attributeValue(members[.datacontenttype], base)
-        fields.topic = attributeValue(members[.topic], base)
+        fields.datacontenttype = attributeValue(members[.datacontenttype], base, reusingCommon: true)
+        fields.topic = attributeValue(members[.topic], base, reusing: plainTopic)
         fields.pubsubname = attributeValue(members[.pubsubname], base)
         fields.time = timeValue(members[.time], base)
         fields.expiration = timeValue(members[.expiration], base)
@@ -644,10 +644,41 @@ struct AttributeValues {
     }
 }
 
-private func attributeValue(_ span: MemberSpan?, _ base: UnsafePointer<UInt8>) -> AttributeValue {
+/// Values that recur on almost every record; returning these shared strings saves an allocation each.
+private let commonAttributeValues: [String] = [
+    "com.dapr.event.sent", "application/json", "text/plain", "application/octet-stream",
+    "application/cloudevents+json",
+]
+
+/// Whether the UTF-8 of `candidate` equals `base[start..<start + count]`.
+private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Bool {
+    guard candidate.utf8.count == count else { return false }
+    return candidate.utf8.withContiguousStorageIfAvailable { c in
+        memoryEquals(c.baseAddress!, base + start, count)
+    } ?? false
+}
+
+/// Materializes a string attribute. Strings longer than the 15 bytes Swift stores inline are taken from
+/// `reusing` or the common values when the bytes are equal, saving an allocation.
+private func attributeValue(
+    _ span: MemberSpan?,
+    _ base: UnsafePointer<UInt8>,
+    reusing candidate: String? = nil,
+    reusingCommon: Bool = false
+) -> AttributeValue {
     guard let span else { return .absent }
     switch span.kind {
-    case .string: return .string(JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped))
+    case .string:
+        let count = span.contentEnd - span.contentStart
+        if !span.escaped && count > 15 {
+            if let candidate, bytesEqual(candidate, base, span.contentStart, count) { return .string(candidate) }
+            if reusingCommon {
+                for common in commonAttributeValues where bytesEqual(common, base, span.contentStart, count) {
+                    return .string(common)
+                }
+            }
+        }
+        return .string(JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped))
     case .null: return .null
     default: return .other
     }
