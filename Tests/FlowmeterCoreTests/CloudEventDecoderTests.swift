@@ -93,7 +93,7 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
         ("exercise.submitted.dlq", true), ("a.dlq.progress-agent", true), ("a.dlqx", false), ("dlq", false),
         ("a-dlq", false), ("x.dlq.y.z", true), ("dlq.a", false),
     ])
-    func dlqTopicPattern(_ topic: String, isDLQ: Bool) {
+    func dlqTopicGlobMatcher(_ topic: String, isDLQ: Bool) {
         #expect((decode("{}", topic: topic).role == .dlq) == isDLQ)
     }
 
@@ -187,17 +187,17 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
     }
 }
 
-@Suite struct TopicPatternTests {
+@Suite struct TopicGlobMatcherTests {
     @Test(arguments: [
         ("*.dlq", "a.dlq", true), ("*.dlq", "a.dlqx", false), ("*.dlq", ".dlq", true), ("*.dlq", "dlq", false),
         ("*.dlq.*", "a.dlq.b", true), ("*.dlq.*", "a.dlq", false), ("*.dlq.*", ".dlq.", true),
         ("dlq-*", "dlq-orders", true), ("dlq-*", "orders-dlq", false), ("a*b*c", "axxbyyc", true),
         ("a*b*c", "axxbyy", false), ("exact", "exact", true), ("exact", "exactly", false), ("*", "", true),
-        ("**", "x", true),
+        ("**", "x", true), ("*.dlq?", "a.dlq1", true), ("*.dlq?", "a.dlq", false), ("?.dlq", "ab.dlq", false),
     ])
     func matches(_ pattern: String, _ topic: String, _ expected: Bool) {
         var text = topic
-        let compiled = TopicPattern(pattern)
+        let compiled = TopicGlobMatcher(pattern)
         #expect(text.withUTF8 { compiled.matches($0) } == expected)
         #expect(text.withUTF8 { globMatches(Array(pattern.utf8), $0) } == expected)
     }

@@ -7,12 +7,12 @@
 public struct CloudEventDecoder: Sendable {
     /// The options in use.
     public let options: DecoderOptions
-    private let dlqPatterns: [TopicPattern]
+    private let dlqPatterns: [TopicGlobMatcher]
 
     /// Creates a decoder.
     public init(options: DecoderOptions = DecoderOptions()) {
         self.options = options
-        self.dlqPatterns = options.dlqTopicPatterns.map(TopicPattern.init)
+        self.dlqPatterns = options.dlqTopicGlobMatchers.map(TopicGlobMatcher.init)
     }
 
     /// Decodes one record whose value is a byte array (a convenience over the zero-copy entry point).

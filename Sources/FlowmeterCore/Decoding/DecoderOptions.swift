@@ -4,10 +4,10 @@ public struct DecoderOptions: Sendable, Hashable {
     public var maxParseBytes: Int
     /// Topics that are dead-letter topics, by exact name.
     public var dlqTopics: Set<String>
-    /// Glob patterns (`*` matches any run of characters) for dead-letter topics.
+    /// Glob patterns for dead-letter topics: `*` matches any run of characters (dots included), `?` one byte.
     ///
     /// The default, `*.dlq` and `*.dlq.*`, matches a topic with `dlq` as a dot-separated segment after the first.
-    public var dlqTopicPatterns: [String]
+    public var dlqTopicGlobMatchers: [String]
     /// Dapr outbox internal topics (`<namespace><appId><topic>outbox`), by exact name.
     public var outboxInternalTopics: Set<String>
     /// A namespace prefix (Dapr `{namespace}` component metadata) stripped from record topics before they are
@@ -22,7 +22,7 @@ public struct DecoderOptions: Sendable, Hashable {
     public init(
         maxParseBytes: Int = 262_144,
         dlqTopics: Set<String> = [],
-        dlqTopicPatterns: [String] = ["*.dlq", "*.dlq.*"],
+        dlqTopicGlobMatchers: [String] = ["*.dlq", "*.dlq.*"],
         outboxInternalTopics: Set<String> = [],
         namespacePrefix: String? = nil,
         tryDoubleEncodedJSON: Bool = true,
@@ -30,7 +30,7 @@ public struct DecoderOptions: Sendable, Hashable {
     ) {
         self.maxParseBytes = maxParseBytes
         self.dlqTopics = dlqTopics
-        self.dlqTopicPatterns = dlqTopicPatterns
+        self.dlqTopicGlobMatchers = dlqTopicGlobMatchers
         self.outboxInternalTopics = outboxInternalTopics
         self.namespacePrefix = namespacePrefix
         self.tryDoubleEncodedJSON = tryDoubleEncodedJSON
@@ -38,7 +38,8 @@ public struct DecoderOptions: Sendable, Hashable {
     }
 }
 
-/// Matches `text` against a glob `pattern` where `*` matches any run of bytes (iterative, no recursion).
+/// Matches `text` against a glob `pattern` where `*` matches any run of bytes and `?` one byte (iterative,
+/// no recursion; the same syntax as the analyzer definitions' topic patterns).
 func globMatches(_ pattern: [UInt8], _ text: UnsafeBufferPointer<UInt8>) -> Bool {
     var p = 0
     var t = 0
@@ -49,7 +50,7 @@ func globMatches(_ pattern: [UInt8], _ text: UnsafeBufferPointer<UInt8>) -> Bool
             starP = p
             starT = t
             p += 1
-        } else if p < pattern.count && pattern[p] == text[t] {
+        } else if p < pattern.count && (pattern[p] == text[t] || pattern[p] == 0x3F) {
             p += 1
             t += 1
         } else if starP >= 0 {
@@ -64,8 +65,8 @@ func globMatches(_ pattern: [UInt8], _ text: UnsafeBufferPointer<UInt8>) -> Bool
     return p == pattern.count
 }
 
-/// A glob pattern compiled to the cheapest matcher for its shape.
-enum TopicPattern: Sendable {
+/// A DLQ topic glob compiled to the cheapest matcher for its shape (no per-record allocation).
+enum TopicGlobMatcher: Sendable {
     /// `*literal`
     case suffix([UInt8])
     /// `*literal*`
@@ -76,7 +77,9 @@ enum TopicPattern: Sendable {
     init(_ pattern: String) {
         let bytes = Array(pattern.utf8)
         let stars = bytes.indices.filter { bytes[$0] == 0x2A }
-        if stars == [0] {
+        if bytes.contains(0x3F) {
+            self = .glob(bytes)
+        } else if stars == [0] {
             self = .suffix(Array(bytes.dropFirst()))
         } else if bytes.count >= 2 && stars == [0, bytes.count - 1] {
             self = .contains(Array(bytes.dropFirst().dropLast()))
