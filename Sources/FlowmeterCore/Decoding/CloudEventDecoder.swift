@@ -1,0 +1,804 @@
+/// Decodes Kafka records written by Dapr (and others) into ``DecodedEvent`` values, following
+/// WIRE-FORMAT.md §10 in full.
+///
+/// The hot path is one pass over the value bytes that validates RFC 8259 JSON and records the positions of the
+/// top-level members; only the attributes the event exposes are materialized as strings. Random or truncated
+/// bytes never crash it: they decode as malformed (or raw) records.
+public struct CloudEventDecoder: Sendable {
+    /// The options in use.
+    public let options: DecoderOptions
+    private let dlqPatterns: [TopicGlobMatcher]
+
+    /// Creates a decoder.
+    public init(options: DecoderOptions = DecoderOptions()) {
+        self.options = options
+        self.dlqPatterns = options.dlqTopicGlobMatchers.map(TopicGlobMatcher.init)
+    }
+
+    /// Decodes one record whose value is a byte array (a convenience over the zero-copy entry point).
+    public func decode(
+        topic: String,
+        partition: Int32,
+        offset: Int64,
+        timestampMs: Int64,
+        timestampType: TimestampType = .createTime,
+        headers: [RecordHeader],
+        key: [UInt8]?,
+        value: [UInt8]?
+    ) -> DecodedEvent {
+        guard let value else {
+            return decode(
+                topic: topic,
+                partition: partition,
+                offset: offset,
+                timestampMs: timestampMs,
+                timestampType: timestampType,
+                headers: headers,
+                key: key,
+                value: UnsafeRawBufferPointer?.none
+            )
+        }
+        return value.withUnsafeBytes { buffer in
+            decode(
+                topic: topic,
+                partition: partition,
+                offset: offset,
+                timestampMs: timestampMs,
+                timestampType: timestampType,
+                headers: headers,
+                key: key,
+                value: buffer
+            )
+        }
+    }
+
+    /// Decodes one record; the zero-copy entry point.
+    ///
+    /// - Parameters:
+    ///   - topic: The Kafka topic of the record.
+    ///   - partition: Its partition.
+    ///   - offset: Its offset.
+    ///   - timestampMs: The record timestamp in milliseconds.
+    ///   - timestampType: The record timestamp type.
+    ///   - headers: The record headers in wire order (names may repeat; the last wins).
+    ///   - key: The key bytes, or `nil` for a null key.
+    ///   - value: The value bytes, or `nil` for a tombstone. Only read during the call.
+    /// - Returns: The decoded event. Byte ranges in it are relative to `value`.
+    public func decode(
+        topic: String,
+        partition: Int32,
+        offset: Int64,
+        timestampMs: Int64,
+        timestampType: TimestampType = .createTime,
+        headers: [RecordHeader],
+        key: [UInt8]?,
+        value: UnsafeRawBufferPointer?
+    ) -> DecodedEvent {
+        var event = DecodedEvent(
+            recordTopic: topic,
+            partition: partition,
+            offset: offset,
+            timestampMs: timestampMs,
+            timestampType: timestampType,
+            parserClass: .raw,
+            role: .normal
+        )
+        event.keyBytes = key?.count
+        let view = HeaderView(headers: headers)
+        if view.hasDuplicates() { event.flags.insert(.duplicateHeader) }
+        let plainTopic = stripNamespace(topic)
+        event.role = topicRole(topic: topic, plainTopic: plainTopic, headers: view)
+
+        // Step 2: tombstone.
+        guard let value else {
+            event.parserClass = .tombstone
+            event.invalidReason = .tombstone
+            finishDLQ(&event, headers: view)
+            return event
+        }
+        event.valueBytes = value.count
+        // Step 3: oversize.
+        let oversize = value.count > options.maxParseBytes
+        if oversize { event.flags.insert(.oversize) }
+        let rawPayload = view.isTrue("rawPayload")
+
+        // Step 4: binary mode.
+        if view.last("ce_specversion", caseInsensitive: true) != nil {
+            let contentType = view.last("content-type", caseInsensitive: true)
+            let structured = contentType.map { hasASCIIPrefix($0, "application/cloudevents") } ?? false
+            if !structured {
+                decodeBinary(&event, headers: view, value: value, oversize: oversize, plainTopic: plainTopic)
+                return event
+            }
+        }
+
+        // Step 5: structured parse.
+        guard let raw = value.baseAddress, value.count > 0 else {
+            notJSON(&event, failure: JSONFailure(.unexpectedEnd, 0), rawPayload: rawPayload, headers: view)
+            return event
+        }
+        let base = raw.assumingMemoryBound(to: UInt8.self)
+        var start = 0
+        if value.count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF {
+            event.flags.insert(.bom)
+            start = 3
+        }
+        var members = AttributeCollector()
+        let kind: JSONValueKind
+        do {
+            kind = try JSONDocument.scan(
+                base: base,
+                start: start,
+                end: value.count,
+                validate: !oversize,
+                maxDepth: options.maxNestingDepth,
+                sink: &members
+            )
+        } catch {
+            notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
+            return event
+        }
+        if members.duplicate { event.flags.insert(.duplicateMember) }
+        guard kind == .object else {
+            event.parserClass = .raw
+            event.flags.insert(.nonObjectJSON)
+            if rawPayload { event.flags.insert(.rawHeader) }
+            event.invalidReason = .nonObjectJSON
+            event.trace = headerTrace(view, flags: &event.flags)
+            finishDLQ(&event, headers: view)
+            return event
+        }
+        guard let specversionSpan = members[.specversion] else {
+            event.parserClass = .raw
+            if rawPayload { event.flags.insert(.rawHeader) }
+            event.invalidReason = .missingSpecversion
+            event.trace = headerTrace(view, flags: &event.flags)
+            finishDLQ(&event, headers: view)
+            return event
+        }
+
+        // Step 6: a CloudEvent.
+        event.parserClass = .cloudEvent
+        var fields = AttributeValues()
+        fields.specversion = attributeValue(specversionSpan, base)
+        fields.id = attributeValue(members[.id], base)
+        fields.source = attributeValue(members[.source], base)
+        fields.type = attributeValue(members[.type], base, reusingCommon: true)
+        fields.subject = attributeValue(members[.subject], base)
+        fields.datacontenttype = attributeValue(members[.datacontenttype], base, reusingCommon: true)
+        fields.topic = attributeValue(members[.topic], base, reusing: plainTopic)
+        fields.pubsubname = attributeValue(members[.pubsubname], base)
+        fields.time = timeValue(members[.time], base)
+        fields.expiration = timeValue(members[.expiration], base)
+        fields.apply(to: &event)
+
+        let pubsubPresent = members[.pubsubname] != nil
+        let topicPresent = members[.topic] != nil
+        let isOutbox = event.id?.hasPrefix("outbox-") ?? false
+        let bothData = members[.data] != nil && members[.dataBase64] != nil
+        if !pubsubPresent && !topicPresent {
+            event.producerKind = .nonDapr
+        } else if isOutbox {
+            event.producerKind = .daprOutbox
+        } else if members.unknownCount == 0 && !bothData, case .parsed(let t) = fields.time, t.precision == .seconds,
+            !t.lenient
+        {
+            event.producerKind = .daprWrapped
+        } else {
+            event.producerKind = .appCloudEvent
+        }
+
+        // Step 8: data.
+        decodeData(&event, members: members, base: base, oversize: oversize)
+
+        // Step 9: trace.
+        if let trace = attributeTrace(members, base: base, flags: &event.flags) {
+            event.trace = trace
+        } else if !event.flags.contains(.badTraceparent) {
+            event.trace = headerTrace(view, flags: &event.flags)
+        }
+
+        // Step 11: outbox.
+        if isOutbox {
+            let internalRecord = event.topicAttribute == ""
+            event.outbox = OutboxInfo(isInternal: internalRecord, extraAttributeCount: members.unknownCount)
+            if internalRecord && event.role == .normal { event.role = .outboxInternal }
+        }
+        finishCloudEvent(&event, plainTopic: plainTopic, headers: view)
+        return event
+    }
+
+    // MARK: - Steps
+
+    private func notJSON(_ event: inout DecodedEvent, failure: JSONFailure, rawPayload: Bool, headers: HeaderView) {
+        event.parseError = failure.message
+        if rawPayload {
+            event.parserClass = .raw
+            event.flags.insert(.rawHeader)
+            event.invalidReason = .rawNonJSON
+        } else {
+            event.parserClass = .malformed
+            event.invalidReason = .malformedJSON
+        }
+        event.trace = headerTrace(headers, flags: &event.flags)
+        finishDLQ(&event, headers: headers)
+    }
+
+    private func decodeBinary(
+        _ event: inout DecodedEvent,
+        headers: HeaderView,
+        value: UnsafeRawBufferPointer,
+        oversize: Bool,
+        plainTopic: String
+    ) {
+        event.parserClass = .binaryCloudEvent
+        event.producerKind = .nonDapr
+        var fields = AttributeValues()
+        func header(_ name: String) -> AttributeValue {
+            headers.lastString("ce_" + name, caseInsensitive: true).map { .string($0) } ?? .absent
+        }
+        fields.specversion = header("specversion")
+        fields.id = header("id")
+        fields.source = header("source")
+        fields.type = header("type")
+        fields.subject = header("subject")
+        fields.topic = header("topic")
+        fields.pubsubname = header("pubsubname")
+        if let contentType = headers.lastString("content-type", caseInsensitive: true) {
+            fields.datacontenttype = .string(contentType)
+        } else {
+            fields.datacontenttype = header("datacontenttype")
+        }
+        fields.time = headers.lastString("ce_time", caseInsensitive: true).map(TimeValue.init(text:)) ?? .absent
+        fields.expiration =
+            headers.lastString("ce_expiration", caseInsensitive: true).map(TimeValue.init(text:)) ?? .absent
+        fields.apply(to: &event)
+
+        // Data: the whole value.
+        if value.count > 0, let raw = value.baseAddress {
+            event.dataRange = 0..<value.count
+            event.dataKind = .binary
+            if !oversize, let contentType = event.datacontenttype, isJSONMediaType(contentType) {
+                var sink = IgnoringMemberSink()
+                do {
+                    let kind = try JSONDocument.scan(
+                        base: raw.assumingMemoryBound(to: UInt8.self),
+                        start: 0,
+                        end: value.count,
+                        validate: true,
+                        maxDepth: options.maxNestingDepth,
+                        sink: &sink
+                    )
+                    event.dataKind = DataKind(kind)
+                } catch {
+                    event.flags.insert(.invalidJSONData)
+                }
+            }
+        }
+
+        // Trace: ce_traceparent, then ce_traceid, then the plain headers.
+        if let tp = nonEmpty(headers.lastString("ce_traceparent", caseInsensitive: true)) {
+            event.trace = parseTrace(tp, source: .ceTraceparent, flags: &event.flags)
+        } else if let tid = nonEmpty(headers.lastString("ce_traceid", caseInsensitive: true)) {
+            event.trace = parseTrace(tid, source: .attributeTraceid, flags: &event.flags)
+        } else {
+            event.trace = headerTrace(headers, flags: &event.flags)
+        }
+        if event.id?.hasPrefix("outbox-") ?? false {
+            let internalRecord = event.topicAttribute == ""
+            event.outbox = OutboxInfo(isInternal: internalRecord, extraAttributeCount: 0)
+            if internalRecord && event.role == .normal { event.role = .outboxInternal }
+        }
+        finishCloudEvent(&event, plainTopic: plainTopic, headers: headers)
+    }
+
+    private func decodeData(
+        _ event: inout DecodedEvent,
+        members: AttributeCollector,
+        base: UnsafePointer<UInt8>,
+        oversize: Bool
+    ) {
+        if let b64 = members[.dataBase64] {
+            if members[.data] != nil { event.flags.insert(.bothData) }
+            event.dataKind = .base64
+            event.dataRange = b64.valueStart..<b64.valueEnd
+            guard b64.kind == .string else {
+                event.flags.insert(.badBase64)
+                return
+            }
+            if oversize { return }
+            let measurement: Base64.Measurement?
+            if b64.escaped {
+                let bytes = JSONString.unescapedBytes(base, b64.contentStart, b64.contentEnd)
+                measurement = bytes.withUnsafeBufferPointer { buffer in
+                    guard let p = buffer.baseAddress else { return Base64.Measurement(decodedCount: 0, urlSafe: false) }
+                    return Base64.measure(p, 0, buffer.count)
+                }
+            } else {
+                measurement = Base64.measure(base, b64.contentStart, b64.contentEnd)
+            }
+            if let measurement {
+                event.decodedDataBytes = measurement.decodedCount
+                if measurement.urlSafe { event.flags.insert(.urlSafeBase64) }
+            } else {
+                event.flags.insert(.badBase64)
+            }
+            return
+        }
+        guard let data = members[.data] else { return }
+        event.dataKind = DataKind(data.kind)
+        event.dataRange = data.valueStart..<data.valueEnd
+        guard data.kind == .string, options.tryDoubleEncodedJSON, !oversize else { return }
+        let mediaType = event.datacontenttype.map(plainMediaType) ?? ""
+        guard mediaType == "text/plain" || mediaType.isEmpty else { return }
+        if isDoubleEncodedJSON(base, data) { event.flags.insert(.doubleEncodedJSON) }
+    }
+
+    /// Whether a string member holds a JSON object or array (after trimming whitespace).
+    private func isDoubleEncodedJSON(_ base: UnsafePointer<UInt8>, _ span: MemberSpan) -> Bool {
+        // Cheap check on the raw text first: the first non-whitespace character must be `{` or `[`. JSON
+        // whitespace inside a JSON string is escaped (`\n`, `\t`, `\r`) or a literal space.
+        var i = span.contentStart
+        while i < span.contentEnd {
+            let c = base[i]
+            if c == 0x20 {
+                i += 1
+            } else if c == ASCII.backslash && i + 1 < span.contentEnd
+                && (base[i + 1] == 0x6E || base[i + 1] == 0x74 || base[i + 1] == 0x72)
+            {
+                i += 2
+            } else {
+                break
+            }
+        }
+        guard i < span.contentEnd, base[i] == ASCII.openBrace || base[i] == ASCII.openBracket else { return false }
+        return validJSON(base, span)
+    }
+
+    private func validJSON(_ base: UnsafePointer<UInt8>, _ span: MemberSpan) -> Bool {
+        var sink = IgnoringMemberSink()
+        if !span.escaped {
+            return
+                (try? JSONDocument.scan(
+                    base: base,
+                    start: span.contentStart,
+                    end: span.contentEnd,
+                    validate: true,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &sink
+                )) != nil
+        }
+        let bytes = JSONString.unescapedBytes(base, span.contentStart, span.contentEnd)
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let p = buffer.baseAddress else { return false }
+            return
+                (try? JSONDocument.scan(
+                    base: p,
+                    start: 0,
+                    end: buffer.count,
+                    validate: true,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &sink
+                )) != nil
+        }
+    }
+
+    /// Steps 7 (topic, skew), 10 (DLQ) and the invalid reason, common to structured and binary events.
+    private func finishCloudEvent(_ event: inout DecodedEvent, plainTopic: String, headers: HeaderView) {
+        if event.role == .normal, let topicAttribute = event.topicAttribute, topicAttribute != plainTopic {
+            event.flags.insert(.topicMismatch)
+        }
+        finishDLQ(&event, headers: headers)
+        if event.producerKind == .daprWrapped, let ceTime = event.ceTime {
+            let reference = event.role == .dlq ? (event.dlq?.originTimestampMs ?? 0) : event.timestampMs
+            if reference > 0 && event.timestampType != .unknown {
+                let (delta, overflow) = reference.subtractingReportingOverflow(ceTime.epochMilliseconds)
+                if !overflow && delta < -2000 { event.flags.insert(.clockSkewOrForgedTime) }
+                if !overflow && delta > 60_000 { event.flags.insert(.delayedPublish) }
+            }
+        }
+        if event.flags.contains(.unsupportedSpecversion) {
+            event.invalidReason = .unsupportedSpecversion
+        } else if event.flags.contains(.missingID) {
+            event.invalidReason = .missingID
+        } else if event.flags.contains(.missingSource) {
+            event.invalidReason = .missingSource
+        } else if event.flags.contains(.missingType) {
+            event.invalidReason = .missingType
+        }
+    }
+
+    /// Step 10: DLQ origin from the `__*` headers.
+    private func finishDLQ(_ event: inout DecodedEvent, headers: HeaderView) {
+        guard event.role == .dlq else { return }
+        var flags = event.flags
+        func number(_ name: String) -> Int64? {
+            guard let text = headers.lastString(name, caseInsensitive: false) else { return nil }
+            if let n = Int64(text) { return n }
+            if let decoded = percentDecoded(text), let n = Int64(decoded) {
+                flags.insert(.escapedDLQHeaders)
+                return n
+            }
+            flags.insert(.dlqHeadersInvalid)
+            return nil
+        }
+        var origin = DLQOrigin(probableReason: .unknown)
+        if let topic = headers.lastString("__topic", caseInsensitive: false) {
+            if topic.utf8.contains(0x25), let decoded = percentDecoded(topic) {
+                flags.insert(.escapedDLQHeaders)
+                origin.originTopic = decoded
+            } else {
+                origin.originTopic = topic
+            }
+        } else {
+            origin.originTopic = event.topicAttribute
+        }
+        if let partition = number("__partition") {
+            if let p = Int32(exactly: partition) {
+                origin.originPartition = p
+            } else {
+                flags.insert(.dlqHeadersInvalid)
+            }
+        }
+        origin.originOffset = number("__offset")
+        origin.originTimestampMs = number("__timestamp")
+        if let originTimestamp = origin.originTimestampMs {
+            let (delay, overflow) = event.timestampMs.subtractingReportingOverflow(originTimestamp)
+            if !overflow { origin.dlqDelayMs = delay }
+        }
+        if let expiration = event.expiration, expiration.epochMilliseconds <= event.timestampMs {
+            origin.probableReason = .expired
+        }
+        event.flags = flags
+        event.dlq = origin
+    }
+
+    // MARK: - Topic role
+
+    private func stripNamespace(_ topic: String) -> String {
+        guard let prefix = options.namespacePrefix, !prefix.isEmpty, topic.hasPrefix(prefix) else { return topic }
+        return String(topic.dropFirst(prefix.count))
+    }
+
+    private func topicRole(topic: String, plainTopic: String, headers: HeaderView) -> TopicRole {
+        let dlqTopics = options.dlqTopics
+        if !dlqTopics.isEmpty && (dlqTopics.contains(topic) || dlqTopics.contains(plainTopic)) { return .dlq }
+        if matchesDLQPattern(topic) || (plainTopic != topic && matchesDLQPattern(plainTopic)) { return .dlq }
+        if headers.last("__topic", caseInsensitive: false) != nil
+            && headers.last("__offset", caseInsensitive: false) != nil
+        {
+            return .dlq
+        }
+        let outboxTopics = options.outboxInternalTopics
+        if !outboxTopics.isEmpty && (outboxTopics.contains(topic) || outboxTopics.contains(plainTopic)) {
+            return .outboxInternal
+        }
+        return .normal
+    }
+
+    private func matchesDLQPattern(_ topic: String) -> Bool {
+        guard !dlqPatterns.isEmpty else { return false }
+        var copy = topic
+        return copy.withUTF8 { text in dlqPatterns.contains { $0.matches(text) } }
+    }
+
+    // MARK: - Trace
+
+    /// Step 9 for structured events: the `traceparent` attribute if non-empty, else `traceid`.
+    /// - Returns: `nil` if neither is a non-empty string, or if the chosen one is invalid (then flags it).
+    private func attributeTrace(
+        _ members: AttributeCollector,
+        base: UnsafePointer<UInt8>,
+        flags: inout DecoderFlags
+    ) -> TraceContext? {
+        func nonEmptyString(_ span: MemberSpan?) -> MemberSpan? {
+            guard let span, span.kind == .string, span.contentEnd > span.contentStart else { return nil }
+            return span
+        }
+        let span: MemberSpan
+        let source: TraceSource
+        if let traceparent = nonEmptyString(members[.traceparent]) {
+            span = traceparent
+            source = .attributeTraceparent
+        } else if let traceid = nonEmptyString(members[.traceid]) {
+            span = traceid
+            source = .attributeTraceid
+        } else {
+            return nil
+        }
+        let trace: TraceContext?
+        if span.escaped {
+            trace = parseTrace(
+                JSONString.string(base, span.contentStart, span.contentEnd, escaped: true),
+                source: source
+            )
+        } else {
+            let bytes = UnsafeBufferPointer(start: base + span.contentStart, count: span.contentEnd - span.contentStart)
+            trace = TraceContext.parse(bytes: bytes, source: source)
+        }
+        if trace == nil { flags.insert(.badTraceparent) }
+        return trace
+    }
+
+    /// Trace from the plain `traceparent` or `traceid` headers.
+    private func headerTrace(_ headers: HeaderView, flags: inout DecoderFlags) -> TraceContext? {
+        if let tp = nonEmpty(headers.lastString("traceparent", caseInsensitive: true)) {
+            return parseTrace(tp, source: .headerTraceparent, flags: &flags)
+        }
+        if let tid = nonEmpty(headers.lastString("traceid", caseInsensitive: true)) {
+            return parseTrace(tid, source: .headerTraceid, flags: &flags)
+        }
+        return nil
+    }
+
+    private func parseTrace(_ text: String, source: TraceSource) -> TraceContext? {
+        TraceContext.parse(text, source: source)
+    }
+
+    private func parseTrace(_ text: String, source: TraceSource, flags: inout DecoderFlags) -> TraceContext? {
+        let trace = TraceContext.parse(text, source: source)
+        if trace == nil { flags.insert(.badTraceparent) }
+        return trace
+    }
+}
+
+// MARK: - Attribute values
+
+/// A string attribute as found in the record.
+enum AttributeValue {
+    case absent
+    case null
+    case other
+    case string(String)
+}
+
+/// A time attribute as found in the record.
+enum TimeValue {
+    case absent
+    case null
+    case other
+    case empty
+    case parsed(ParsedTimestamp)
+    case invalid
+
+    init(text: String) {
+        if text.isEmpty {
+            self = .empty
+        } else if let t = RFC3339.parse(text) {
+            self = .parsed(t)
+        } else {
+            self = .invalid
+        }
+    }
+}
+
+/// The attributes step 7 validates, shared by structured and binary events.
+struct AttributeValues {
+    var specversion = AttributeValue.absent
+    var id = AttributeValue.absent
+    var source = AttributeValue.absent
+    var type = AttributeValue.absent
+    var subject = AttributeValue.absent
+    var datacontenttype = AttributeValue.absent
+    var topic = AttributeValue.absent
+    var pubsubname = AttributeValue.absent
+    var time = TimeValue.absent
+    var expiration = TimeValue.absent
+
+    /// Stores the attributes in `event` and raises the step 7 flags.
+    func apply(to event: inout DecodedEvent) {
+        var flags = event.flags
+        func optional(_ value: AttributeValue) -> String? {
+            switch value {
+            case .string(let s): return s
+            case .other:
+                flags.insert(.wrongType)
+                return nil
+            case .absent, .null: return nil
+            }
+        }
+        func required(_ value: AttributeValue, _ missing: DecoderFlags) -> String? {
+            switch value {
+            case .string(let s):
+                if s.isEmpty { flags.insert(missing) }
+                return s
+            case .other:
+                flags.insert([missing, .wrongType])
+                return nil
+            case .absent, .null:
+                flags.insert(missing)
+                return nil
+            }
+        }
+        switch specversion {
+        case .string(let s):
+            event.specversion = s
+            if s != "1.0" { flags.insert(s.hasPrefix("1.0.") ? .specversionMinor : .unsupportedSpecversion) }
+        case .other, .null, .absent:
+            flags.insert(.unsupportedSpecversion)
+        }
+        event.id = required(id, .missingID)
+        event.source = required(source, .missingSource)
+        event.type = required(type, .missingType)
+        event.subject = optional(subject)
+        event.datacontenttype = optional(datacontenttype)
+        event.topicAttribute = optional(topic)
+        event.pubsubname = optional(pubsubname)
+        switch time {
+        case .absent: flags.insert(.missingTime)
+        case .null: flags.insert(.nullTime)
+        case .other, .empty, .invalid: flags.insert(.invalidTime)
+        case .parsed(let t):
+            event.ceTime = CETime(epochNanoseconds: t.epochNanoseconds, precision: t.precision)
+            if t.lenient { flags.insert(.lenientTime) }
+            if t.leapSecond { flags.insert(.leapSecond) }
+        }
+        switch expiration {
+        case .absent, .null: break
+        case .other, .empty, .invalid: flags.insert(.invalidExpiration)
+        case .parsed(let t):
+            event.expiration = CETime(epochNanoseconds: t.epochNanoseconds, precision: t.precision)
+            if t.epochMilliseconds < event.timestampMs { flags.insert(.expired) }
+        }
+        event.flags = flags
+    }
+}
+
+/// Values that recur on almost every record; returning these shared strings saves an allocation each.
+private let commonAttributeValues: [String] = [
+    "com.dapr.event.sent", "application/json", "text/plain", "application/octet-stream",
+    "application/cloudevents+json",
+]
+
+/// Whether the UTF-8 of `candidate` equals `base[start..<start + count]`.
+private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Bool {
+    guard candidate.utf8.count == count else { return false }
+    return candidate.utf8.withContiguousStorageIfAvailable { c in
+        memoryEquals(c.baseAddress!, base + start, count)
+    } ?? false
+}
+
+/// Materializes a string attribute. Strings longer than the 15 bytes Swift stores inline are taken from
+/// `reusing` or the common values when the bytes are equal, saving an allocation.
+private func attributeValue(
+    _ span: MemberSpan?,
+    _ base: UnsafePointer<UInt8>,
+    reusing candidate: String? = nil,
+    reusingCommon: Bool = false
+) -> AttributeValue {
+    guard let span else { return .absent }
+    switch span.kind {
+    case .string:
+        let count = span.contentEnd - span.contentStart
+        if !span.escaped && count > 15 {
+            if let candidate, bytesEqual(candidate, base, span.contentStart, count) { return .string(candidate) }
+            if reusingCommon {
+                for common in commonAttributeValues where bytesEqual(common, base, span.contentStart, count) {
+                    return .string(common)
+                }
+            }
+        }
+        return .string(JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped))
+    case .null: return .null
+    default: return .other
+    }
+}
+
+private func timeValue(_ span: MemberSpan?, _ base: UnsafePointer<UInt8>) -> TimeValue {
+    guard let span else { return .absent }
+    switch span.kind {
+    case .string:
+        if span.contentEnd == span.contentStart { return .empty }
+        if span.escaped {
+            return TimeValue(text: JSONString.string(base, span.contentStart, span.contentEnd, escaped: true))
+        }
+        let bytes = UnsafeBufferPointer(start: base + span.contentStart, count: span.contentEnd - span.contentStart)
+        return RFC3339.parse(bytes: bytes).map(TimeValue.parsed) ?? .invalid
+    case .null: return .null
+    default: return .other
+    }
+}
+
+extension DataKind {
+    init(_ kind: JSONValueKind) {
+        switch kind {
+        case .object: self = .jsonObject
+        case .array: self = .jsonArray
+        case .string: self = .jsonString
+        case .number: self = .jsonNumber
+        case .bool: self = .jsonBool
+        case .null: self = .jsonNull
+        }
+    }
+}
+
+// MARK: - Headers
+
+/// Read access to a record's headers: last value wins, lookups never depend on order.
+struct HeaderView {
+    let headers: [RecordHeader]
+
+    func hasDuplicates() -> Bool {
+        guard headers.count > 1 else { return false }
+        for i in 1..<headers.count {
+            for j in 0..<i where headers[j].name == headers[i].name { return true }
+        }
+        return false
+    }
+
+    /// The last value of the header `name`; a null value reads as empty. `nil` if absent.
+    func last(_ name: String, caseInsensitive: Bool) -> [UInt8]? {
+        for header in headers.reversed() where namesEqual(header.name, name, caseInsensitive: caseInsensitive) {
+            return header.value ?? []
+        }
+        return nil
+    }
+
+    /// The last value as a string (lossy UTF-8).
+    func lastString(_ name: String, caseInsensitive: Bool) -> String? {
+        last(name, caseInsensitive: caseInsensitive).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether the header parses as a true boolean the way Go's `strconv.ParseBool` does.
+    func isTrue(_ name: String) -> Bool {
+        guard let value = last(name, caseInsensitive: true) else { return false }
+        switch String(decoding: value, as: UTF8.self) {
+        case "1", "t", "T", "true", "TRUE", "True": return true
+        default: return false
+        }
+    }
+}
+
+private func namesEqual(_ a: String, _ b: String, caseInsensitive: Bool) -> Bool {
+    if !caseInsensitive { return a == b }
+    guard a.utf8.count == b.utf8.count else { return false }
+    for (x, y) in zip(a.utf8, b.utf8) where ASCII.lower(x) != ASCII.lower(y) { return false }
+    return true
+}
+
+private func hasASCIIPrefix(_ bytes: [UInt8], _ prefix: String) -> Bool {
+    guard bytes.count >= prefix.utf8.count else { return false }
+    for (x, y) in zip(bytes, prefix.utf8) where ASCII.lower(x) != ASCII.lower(y) { return false }
+    return true
+}
+
+private func nonEmpty(_ s: String?) -> String? {
+    guard let s, !s.isEmpty else { return nil }
+    return s
+}
+
+/// The media type without parameters, trimmed and lowercased.
+func plainMediaType(_ contentType: String) -> String {
+    let type = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    return String(
+        decoding: type.utf8.filter { $0 != 0x20 && $0 != 0x09 }.map { ASCII.lower($0) },
+        as: UTF8.self
+    )
+}
+
+/// Whether a content type is JSON: `application/json`, `text/json` or a `+json` suffix.
+func isJSONMediaType(_ contentType: String) -> Bool {
+    let type = plainMediaType(contentType)
+    return type == "application/json" || type == "text/json" || type.hasSuffix("+json")
+}
+
+/// Percent-decodes `%XX` sequences (and `+` as space, as Go's `url.QueryUnescape`); `nil` if malformed.
+func percentDecoded(_ text: String) -> String? {
+    var out: [UInt8] = []
+    let bytes = Array(text.utf8)
+    var i = 0
+    while i < bytes.count {
+        let c = bytes[i]
+        if c == 0x25 {
+            guard i + 2 < bytes.count, let h = ASCII.hexValue(bytes[i + 1]), let l = ASCII.hexValue(bytes[i + 2]) else {
+                return nil
+            }
+            out.append(h << 4 | l)
+            i += 3
+        } else {
+            out.append(c == ASCII.plus ? 0x20 : c)
+            i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}

@@ -1,0 +1,162 @@
+/// The precision of a timestamp, from the number of fraction digits it was written with.
+public enum TimePrecision: String, Sendable, Hashable, CaseIterable {
+    /// No fraction (Dapr's own `time`).
+    case seconds = "s"
+    /// 1 to 3 fraction digits.
+    case milliseconds = "ms"
+    /// 4 to 6 fraction digits.
+    case microseconds = "us"
+    /// 7 or more fraction digits (truncated to 9).
+    case nanoseconds = "ns"
+}
+
+/// An instant parsed from an RFC 3339 timestamp.
+public struct ParsedTimestamp: Sendable, Hashable {
+    /// Nanoseconds since 1970-01-01T00:00:00Z.
+    public var epochNanoseconds: Int64
+    /// How precisely the text gave the instant.
+    public var precision: TimePrecision
+    /// Whether a lenient extra was needed: a space instead of `T`, or a `+hhmm` offset.
+    public var lenient: Bool
+    /// Whether the text named second 60 (a leap second), clamped to `59.999999999`.
+    public var leapSecond: Bool
+
+    /// The instant in whole milliseconds since the epoch (rounded down).
+    public var epochMilliseconds: Int64 {
+        epochNanoseconds >= 0
+            ? epochNanoseconds / 1_000_000 : -((-epochNanoseconds + 999_999) / 1_000_000)
+    }
+}
+
+/// A hand-written RFC 3339 (§5.6) parser following WIRE-FORMAT.md §11.
+public enum RFC3339 {
+    /// Parses `text`.
+    ///
+    /// Accepts `YYYY-MM-DD`, `T` or `t`, `hh:mm:ss`, an optional `.` and 1 or more digits (beyond 9 truncated),
+    /// then `Z`, `z` or `±hh:mm`. Leniently also a space instead of `T` and `±hhmm` (marked `lenient`).
+    /// - Returns: The instant, or `nil` if `text` is not a timestamp in that form or is out of the `Int64`
+    ///   nanosecond range (years 1678 to 2261).
+    public static func parse(_ text: String) -> ParsedTimestamp? {
+        var copy = text
+        return copy.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// Parses UTF-8 bytes; see ``parse(_:)``.
+    public static func parse(bytes: UnsafeBufferPointer<UInt8>) -> ParsedTimestamp? {
+        guard let p = bytes.baseAddress else { return nil }
+        let n = bytes.count
+        var i = 0
+        var lenient = false
+
+        func digits(_ count: Int) -> Int? {
+            guard i + count <= n else { return nil }
+            var v = 0
+            for k in 0..<count {
+                let c = p[i + k]
+                guard ASCII.isDigit(c) else { return nil }
+                v = v * 10 + Int(c - 0x30)
+            }
+            i += count
+            return v
+        }
+        func expect(_ c: UInt8) -> Bool {
+            guard i < n, p[i] == c else { return false }
+            i += 1
+            return true
+        }
+
+        guard let year = digits(4), expect(ASCII.minus), let month = digits(2), expect(ASCII.minus),
+            let day = digits(2)
+        else { return nil }
+        guard i < n else { return nil }
+        switch p[i] {
+        case 0x54, 0x74: i += 1
+        case 0x20:
+            lenient = true
+            i += 1
+        default: return nil
+        }
+        guard let hour = digits(2), expect(ASCII.colon), let minute = digits(2), expect(ASCII.colon),
+            var second = digits(2)
+        else { return nil }
+        var fraction: Int64 = 0
+        var fractionDigits = 0
+        if i < n && p[i] == ASCII.dot {
+            i += 1
+            while i < n && ASCII.isDigit(p[i]) {
+                if fractionDigits < 9 { fraction = fraction * 10 + Int64(p[i] - 0x30) }
+                fractionDigits += 1
+                i += 1
+            }
+            guard fractionDigits > 0 else { return nil }
+            for _ in min(fractionDigits, 9)..<9 { fraction *= 10 }
+        }
+        guard i < n else { return nil }
+        var offsetSeconds = 0
+        switch p[i] {
+        case 0x5A, 0x7A: i += 1
+        case ASCII.plus, ASCII.minus:
+            let sign = p[i] == ASCII.minus ? -1 : 1
+            i += 1
+            guard let oh = digits(2) else { return nil }
+            let om: Int
+            if expect(ASCII.colon) {
+                guard let m = digits(2) else { return nil }
+                om = m
+            } else {
+                guard let m = digits(2) else { return nil }
+                om = m
+                lenient = true
+            }
+            guard oh <= 23 && om <= 59 else { return nil }
+            offsetSeconds = sign * (oh * 3600 + om * 60)
+        default: return nil
+        }
+        guard i == n else { return nil }
+
+        guard month >= 1 && month <= 12, day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
+        guard hour <= 23, minute <= 59, second <= 60 else { return nil }
+        var leap = false
+        if second == 60 {
+            leap = true
+            second = 59
+            fraction = 999_999_999
+        }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
+        // Int64 nanoseconds cover about ±292 years around 1970.
+        guard seconds > -9_223_372_035, seconds < 9_223_372_035 else { return nil }
+        let precision: TimePrecision =
+            switch fractionDigits {
+            case 0: .seconds
+            case 1...3: .milliseconds
+            case 4...6: .microseconds
+            default: .nanoseconds
+            }
+        return ParsedTimestamp(
+            epochNanoseconds: seconds * 1_000_000_000 + fraction,
+            precision: precision,
+            lenient: lenient,
+            leapSecond: leap
+        )
+    }
+
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}

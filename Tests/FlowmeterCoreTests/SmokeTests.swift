@@ -1,7 +1,0 @@
-import Testing
-
-@Suite struct FlowmeterCoreSmokeTests {
-    @Test func builds() {
-        #expect(Bool(true))
-    }
-}
