@@ -20,25 +20,30 @@ struct Located<Value> {
 
 /// What one analyzer file defines, before files are merged and cross-checked.
 struct AnalyzerFragment {
+    // Each entry keeps its references even when the entry itself is invalid (`nil`), so that they are
+    // cross-checked too and one run reports every problem.
+
     struct DeadLetterEntry {
-        var topic: Located<DeadLetterTopic>
+        var topic: Located<DeadLetterTopic>?
         var source: Located<String>?
     }
 
     struct GroupEntry {
-        var group: Located<TopicSelector>
+        var group: Located<TopicSelector>?
         var topics: [Located<String>]
     }
 
     struct FlowEntry {
-        var flow: Located<FlowDefinition>
-        var from: Located<String>
-        var to: Located<String>
+        var name: Located<String>?
+        var flow: FlowDefinition?
+        var from: Located<String>?
+        var to: Located<String>?
     }
 
     struct SLOEntry {
-        var slo: Located<SLODefinition>
-        var flow: Located<String>
+        var name: Located<String>?
+        var slo: SLODefinition?
+        var flow: Located<String>?
     }
 
     var file: String
@@ -155,11 +160,8 @@ struct AnalyzerFileParser {
         let subscriber = fields["subscriber"].flatMap { _, value in
             string(value, at: "\(path).subscriber", expected: "a subscriber (Dapr app-id)", valid: isGroupName)
         }
-        guard let topic else {
-            return nil
-        }
-        let entry = DeadLetterTopic(topic: topic, sourceTopic: source?.value, subscriber: subscriber)
-        return AnalyzerFragment.DeadLetterEntry(topic: here(entry, node, path), source: source)
+        let entry = topic.map { DeadLetterTopic(topic: $0, sourceTopic: source?.value, subscriber: subscriber) }
+        return AnalyzerFragment.DeadLetterEntry(topic: entry.map { here($0, node, path) }, source: source)
     }
 
     private mutating func group(_ node: Node, at path: String) -> AnalyzerFragment.GroupEntry? {
@@ -181,11 +183,13 @@ struct AnalyzerFileParser {
                 located(item, at: itemPath, expected: Self.topicExpectation, valid: isTopicName)
             }
         }
-        guard let group, let topics else {
-            return nil
+        let selector = group.map { group -> TopicSelector in
+            TopicPattern(group).hasWildcards ? .pattern(TopicPattern(group)) : .name(group)
         }
-        let selector: TopicSelector = TopicPattern(group).hasWildcards ? .pattern(TopicPattern(group)) : .name(group)
-        return AnalyzerFragment.GroupEntry(group: here(selector, node, path), topics: topics)
+        return AnalyzerFragment.GroupEntry(
+            group: topics == nil ? nil : selector.map { here($0, node, path) },
+            topics: topics ?? []
+        )
     }
 
     private mutating func flow(_ node: Node, at path: String) -> AnalyzerFragment.FlowEntry? {
@@ -195,7 +199,7 @@ struct AnalyzerFileParser {
             return nil
         }
         let name = required(fields, "name", in: node, at: path, expected: Self.nameExpectation).flatMap {
-            string($0, at: "\(path).name", expected: Self.nameExpectation, valid: isFlowName)
+            located($0, at: "\(path).name", expected: Self.nameExpectation, valid: isFlowName)
         }
         let from = required(fields, "from", in: node, at: path, expected: Self.topicExpectation).flatMap {
             located($0, at: "\(path).from", expected: Self.topicExpectation, valid: isTopicName)
@@ -223,19 +227,19 @@ struct AnalyzerFileParser {
         if let (_, value) = fields["timeout"] {
             timeout = duration(value, at: "\(path).timeout")
         }
-        guard let name, let from, let to, let correlation, let timeout else {
-            return nil
+        var definition: FlowDefinition?
+        if let name, let from, let to, let correlation, let timeout {
+            definition = FlowDefinition(
+                name: name.value,
+                from: from.value,
+                to: to.value,
+                fromType: fromType,
+                toType: toType,
+                correlation: correlation,
+                timeout: timeout
+            )
         }
-        let definition = FlowDefinition(
-            name: name,
-            from: from.value,
-            to: to.value,
-            fromType: fromType,
-            toType: toType,
-            correlation: correlation,
-            timeout: timeout
-        )
-        return AnalyzerFragment.FlowEntry(flow: here(definition, node, path), from: from, to: to)
+        return AnalyzerFragment.FlowEntry(name: name, flow: definition, from: from, to: to)
     }
 
     private mutating func slo(_ node: Node, at path: String) -> AnalyzerFragment.SLOEntry? {
@@ -250,7 +254,7 @@ struct AnalyzerFileParser {
             return nil
         }
         let name = required(fields, "name", in: node, at: path, expected: Self.nameExpectation).flatMap {
-            string($0, at: "\(path).name", expected: Self.nameExpectation, valid: isFlowName)
+            located($0, at: "\(path).name", expected: Self.nameExpectation, valid: isFlowName)
         }
         let flow = required(fields, "flow", in: node, at: path, expected: "the name of a flow").flatMap {
             located($0, at: "\(path).flow", expected: "the name of a flow", valid: isFlowName)
@@ -266,11 +270,11 @@ struct AnalyzerFileParser {
         }
         let threshold = required(fields, "threshold", in: node, at: path, expected: DurationSyntax.expectation)
             .flatMap { duration($0, at: "\(path).threshold") }
-        guard let name, let flow, let quantile, let threshold else {
-            return nil
+        var definition: SLODefinition?
+        if let name, let flow, let quantile, let threshold {
+            definition = SLODefinition(name: name.value, flow: flow.value, quantile: quantile, threshold: threshold)
         }
-        let definition = SLODefinition(name: name, flow: flow.value, quantile: quantile, threshold: threshold)
-        return AnalyzerFragment.SLOEntry(slo: here(definition, node, path), flow: flow)
+        return AnalyzerFragment.SLOEntry(name: name, slo: definition, flow: flow)
     }
 
     private mutating func limits(_ node: Node) -> AnalyzerLimits? {

@@ -117,7 +117,7 @@ public enum AnalyzerLoader {
             errors += parser.errors
         }
         var merger = AnalyzerMerger()
-        let set = merger.merge(fragments, files: documents.map(\.file))
+        let set = merger.merge(fragments, files: documents.map(\.file), earlierErrors: errors)
         errors += merger.errors
         guard errors.isEmpty else {
             let order = Dictionary(documents.map(\.file).enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
@@ -190,14 +190,20 @@ public enum AnalyzerLoader {
 struct AnalyzerMerger {
     private(set) var errors: [AnalyzerError] = []
 
-    mutating func merge(_ fragments: [AnalyzerFragment], files: [String]) -> AnalyzerSet {
+    /// - Parameters:
+    ///   - fragments: The files' contents, in merge order.
+    ///   - files: The files' names.
+    ///   - earlierErrors: The problems found while parsing, so that an empty topic list is not reported on top of a
+    ///     syntax error or a malformed `topics` key.
+    mutating func merge(_ fragments: [AnalyzerFragment], files: [String], earlierErrors: [AnalyzerError]) -> AnalyzerSet {
         var set = AnalyzerSet()
 
         // Topics: concatenated, duplicates dropped.
         for selector in fragments.flatMap(\.topics) where !set.topics.contains(selector) {
             set.topics.append(selector)
         }
-        if set.topics.isEmpty {
+        let topicsAlreadyReported = earlierErrors.contains { $0.keyPath.isEmpty || $0.keyPath.hasPrefix("topics") }
+        if set.topics.isEmpty, !topicsAlreadyReported {
             let key = fragments.compactMap(\.topicsKey).last
             errors.append(
                 AnalyzerError(
@@ -220,66 +226,78 @@ struct AnalyzerMerger {
         }
         var deadLetterTopics: [String: Located<DeadLetterTopic>] = [:]
         for entry in fragments.flatMap(\.deadLetterTopics) {
-            if let first = deadLetterTopics[entry.topic.value.topic] {
-                errors.append(
-                    entry.topic.error(
-                        "dead-letter topic \(quoted(entry.topic.value.topic)) is listed twice; first at \(first.location)"
-                    )
-                )
-                continue
-            }
-            deadLetterTopics[entry.topic.value.topic] = entry.topic
-            set.deadLetterTopics.append(entry.topic.value)
             if let source = entry.source, !isListedTopic(source.value) {
                 errors.append(source.error(notAnalyzed(source.value)))
             }
+            guard let topic = entry.topic else {
+                continue
+            }
+            if let first = deadLetterTopics[topic.value.topic] {
+                errors.append(
+                    topic.error("dead-letter topic \(quoted(topic.value.topic)) is listed twice; first at \(first.location)")
+                )
+                continue
+            }
+            deadLetterTopics[topic.value.topic] = topic
+            set.deadLetterTopics.append(topic.value)
         }
 
         // Groups.
         var groups: [String: Located<TopicSelector>] = [:]
         for entry in fragments.flatMap(\.groups) {
-            let name = entry.group.value.description
-            if let first = groups[name] {
-                errors.append(entry.group.error("group \(quoted(name)) is defined twice; first at \(first.location)"))
-                continue
-            }
-            groups[name] = entry.group
             for topic in entry.topics where !set.isAnalyzed(topic: topic.value) {
                 errors.append(topic.error(notAnalyzed(topic.value)))
             }
-            set.groups.append(WatchedGroup(group: entry.group.value, topics: entry.topics.map(\.value)))
+            guard let group = entry.group else {
+                continue
+            }
+            let name = group.value.description
+            if let first = groups[name] {
+                errors.append(group.error("group \(quoted(name)) is defined twice; first at \(first.location)"))
+                continue
+            }
+            groups[name] = group
+            set.groups.append(WatchedGroup(group: group.value, topics: entry.topics.map(\.value)))
         }
 
         // Flows.
-        var flows: [String: Located<FlowDefinition>] = [:]
+        var flowNames: [String: Located<String>] = [:]
         for entry in fragments.flatMap(\.flows) {
-            let name = entry.flow.value.name
-            if let first = flows[name] {
-                errors.append(entry.flow.error("flow \(quoted(name)) is defined twice; first at \(first.location)"))
-                continue
-            }
-            flows[name] = entry.flow
-            for topic in [entry.from, entry.to] where !set.isAnalyzed(topic: topic.value) {
+            for topic in [entry.from, entry.to].compactMap(\.self) where !set.isAnalyzed(topic: topic.value) {
                 errors.append(topic.error(notAnalyzed(topic.value)))
             }
-            set.flows.append(entry.flow.value)
+            guard let name = entry.name else {
+                continue
+            }
+            if let first = flowNames[name.value] {
+                errors.append(name.error("flow \(quoted(name.value)) is defined twice; first at \(first.location)"))
+                continue
+            }
+            flowNames[name.value] = name
+            if let flow = entry.flow {
+                set.flows.append(flow)
+            }
         }
 
         // SLOs.
-        var slos: [String: Located<SLODefinition>] = [:]
+        var sloNames: [String: Located<String>] = [:]
         for entry in fragments.flatMap(\.slos) {
-            let name = entry.slo.value.name
-            if let first = slos[name] {
-                errors.append(entry.slo.error("SLO \(quoted(name)) is defined twice; first at \(first.location)"))
+            if let flow = entry.flow, flowNames[flow.value] == nil {
+                let known = flowNames.keys.sorted().joined(separator: ", ")
+                let expectation = known.isEmpty ? "the name of a flow (none is defined)" : "one of the flows \(known)"
+                errors.append(flow.error("expected \(expectation), got \(quoted(flow.value))"))
+            }
+            guard let name = entry.name else {
                 continue
             }
-            slos[name] = entry.slo
-            if flows[entry.flow.value] == nil {
-                let known = set.flows.map(\.name).joined(separator: ", ")
-                let expectation = known.isEmpty ? "the name of a flow (none is defined)" : "one of the flows \(known)"
-                errors.append(entry.flow.error("expected \(expectation), got \(quoted(entry.flow.value))"))
+            if let first = sloNames[name.value] {
+                errors.append(name.error("SLO \(quoted(name.value)) is defined twice; first at \(first.location)"))
+                continue
             }
-            set.slos.append(entry.slo.value)
+            sloNames[name.value] = name
+            if let slo = entry.slo {
+                set.slos.append(slo)
+            }
         }
 
         // Limits: one file at most.
