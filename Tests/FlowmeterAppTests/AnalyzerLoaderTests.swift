@@ -112,7 +112,12 @@ func makeTemporaryFolder() throws -> String {
         let set = try AnalyzerLoader.load(.builtIn).set
         let subscription = set.subscriptionTopics()
         #expect(subscription.count == 6 + 7 + 2)
-        #expect(subscription.prefix(6) == ["learning.requested", "lesson.generated", "exercise.submitted", "exercise.graded", "progress.updated", "course.completed"])
+        #expect(
+            subscription.prefix(6) == [
+                "learning.requested", "lesson.generated", "exercise.submitted", "exercise.graded", "progress.updated",
+                "course.completed",
+            ]
+        )
         #expect(subscription.contains("exercise.graded.dlq.frontend"))
         #expect(subscription.suffix(2) == [#"^.*\.dlq$"#, #"^.*\.dlq\..*$"#])
     }
@@ -184,13 +189,17 @@ func makeTemporaryFolder() throws -> String {
                 ),
             ]
         )
-        #expect(set.slos == [SLODefinition(name: "payment-p99", flow: "payment", quantile: 0.99, threshold: .seconds(2))])
+        #expect(
+            set.slos == [SLODefinition(name: "payment-p99", flow: "payment", quantile: 0.99, threshold: .seconds(2))]
+        )
         var limits = AnalyzerLimits()
         limits.maxTypesPerTopic = 20
         limits.vanishedGroupRetention = .seconds(600)
         #expect(set.limits == limits)
         #expect(set.isDeadLetterTopic("orders.created.dead"))
-        #expect(set.subscriptionTopics() == ["orders.created", #"^payments\..*$"#, "orders.created.dead", #"^.*\.dead$"#])
+        #expect(
+            set.subscriptionTopics() == ["orders.created", #"^payments\..*$"#, "orders.created.dead", #"^.*\.dead$"#]
+        )
     }
 
     @Test func singleFileSource() throws {
@@ -210,7 +219,11 @@ func makeTemporaryFolder() throws -> String {
         do {
             _ = try AnalyzerLoader.load(.directory(path: folder))
         } catch {
-            #expect(error.errors.map(\.description) == ["\(folder): expected at least one *.yaml or *.yml file in the folder, found none"])
+            #expect(
+                error.errors.map(\.description) == [
+                    "\(folder): expected at least one *.yaml or *.yml file in the folder, found none"
+                ]
+            )
         }
         do {
             _ = try AnalyzerLoader.load(.file(path: "\(folder)/missing.yaml"))
@@ -288,7 +301,8 @@ func makeTemporaryFolder() throws -> String {
         ErrorCase(
             name: "wrong type: list for a string",
             yaml: prefix + "\n  - name: [g]\n    from: t.a\n    to: t.b",
-            description: "f.yaml:6: flows[1].name: expected a name of lowercase letters, digits, '_' and '-', got a list"
+            description:
+                "f.yaml:6: flows[1].name: expected a name of lowercase letters, digits, '_' and '-', got a list"
         ),
         ErrorCase(
             name: "bad duration",
@@ -315,7 +329,8 @@ func makeTemporaryFolder() throws -> String {
         ErrorCase(
             name: "bad flow name",
             yaml: prefix + "\n  - name: Grading\n    from: t.a\n    to: t.b",
-            description: #"f.yaml:6: flows[1].name: expected a name of lowercase letters, digits, '_' and '-', got "Grading""#
+            description:
+                #"f.yaml:6: flows[1].name: expected a name of lowercase letters, digits, '_' and '-', got "Grading""#
         ),
         ErrorCase(
             name: "missing required key",
@@ -342,7 +357,8 @@ func makeTemporaryFolder() throws -> String {
         ErrorCase(
             name: "quantile out of range",
             yaml: prefix + "\nslos:\n  - name: s\n    flow: f\n    quantile: 1\n    threshold: 1s",
-            description: #"f.yaml:9: slos[0].quantile: expected a quantile between 0 and 1 (exclusive), such as 0.95, got "1""#
+            description:
+                #"f.yaml:9: slos[0].quantile: expected a quantile between 0 and 1 (exclusive), such as 0.95, got "1""#
         ),
         ErrorCase(
             name: "quantile not a number",
@@ -381,12 +397,14 @@ func makeTemporaryFolder() throws -> String {
         ErrorCase(
             name: "empty topics",
             yaml: "topics: []\nflows: []",
-            description: "f.yaml:1: topics: expected at least one topic name or pattern across all analyzer files, got none"
+            description:
+                "f.yaml:1: topics: expected at least one topic name or pattern across all analyzer files, got none"
         ),
         ErrorCase(
             name: "empty file",
             yaml: "",
-            description: "f.yaml:1: topics: expected at least one topic name or pattern across all analyzer files, got none"
+            description:
+                "f.yaml:1: topics: expected at least one topic name or pattern across all analyzer files, got none"
         ),
         ErrorCase(
             name: "not a mapping",
@@ -474,19 +492,20 @@ func makeTemporaryFolder() throws -> String {
     }
 
     @Test func duplicateGroupSLOAndLimitsAcrossFilesNameBothFiles() {
-        let first = Self.prefix + """
+        let first =
+            Self.prefix + """
 
-            groups:
-              - group: g
-                topics: [t.a]
-            slos:
-              - name: s
-                flow: f
-                quantile: 0.5
-                threshold: 1s
-            limits:
-              status_window: 5
-            """
+                groups:
+                  - group: g
+                    topics: [t.a]
+                slos:
+                  - name: s
+                    flow: f
+                    quantile: 0.5
+                    threshold: 1s
+                limits:
+                  status_window: 5
+                """
         let second = """
             groups:
               - group: g

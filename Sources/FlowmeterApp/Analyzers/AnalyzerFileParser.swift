@@ -165,7 +165,13 @@ struct AnalyzerFileParser {
     }
 
     private mutating func group(_ node: Node, at path: String) -> AnalyzerFragment.GroupEntry? {
-        guard let fields = fields(of: node, at: path, expected: "a mapping with group and topics", allowed: Self.groupKeys)
+        guard
+            let fields = fields(
+                of: node,
+                at: path,
+                expected: "a mapping with group and topics",
+                allowed: Self.groupKeys
+            )
         else {
             return nil
         }
@@ -194,7 +200,12 @@ struct AnalyzerFileParser {
 
     private mutating func flow(_ node: Node, at path: String) -> AnalyzerFragment.FlowEntry? {
         guard
-            let fields = fields(of: node, at: path, expected: "a mapping with name, from and to", allowed: Self.flowKeys)
+            let fields = fields(
+                of: node,
+                at: path,
+                expected: "a mapping with name, from and to",
+                allowed: Self.flowKeys
+            )
         else {
             return nil
         }
@@ -466,7 +477,10 @@ func isSelector(_ text: String) -> Bool {
 
 /// A consumer group id (or glob): non-empty, no whitespace or control characters.
 func isGroupName(_ text: String) -> Bool {
-    !text.isEmpty && !text.contains { $0.isWhitespace || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }
+    !text.isEmpty
+        && !text.contains {
+            $0.isWhitespace || $0.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        }
 }
 
 /// A flow or SLO name: `[a-z0-9_-]+`.

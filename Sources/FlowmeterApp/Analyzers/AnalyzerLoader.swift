@@ -166,7 +166,12 @@ public enum AnalyzerLoader {
             .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             let context = context.map { " (\($0.text) at line \($0.mark.line))" } ?? ""
-            return AnalyzerError(file: file, line: mark.line, keyPath: "", message: "invalid YAML: \(problem)\(context)")
+            return AnalyzerError(
+                file: file,
+                line: mark.line,
+                keyPath: "",
+                message: "invalid YAML: \(problem)\(context)"
+            )
         case .reader(let problem, let offset, _, let yaml):
             let line = offset.map { offset in yaml.utf8.prefix(offset).count { $0 == UInt8(ascii: "\n") } + 1 }
             return AnalyzerError(file: file, line: line, keyPath: "", message: "invalid YAML: \(problem)")
@@ -195,7 +200,8 @@ struct AnalyzerMerger {
     ///   - files: The files' names.
     ///   - earlierErrors: The problems found while parsing, so that an empty topic list is not reported on top of a
     ///     syntax error or a malformed `topics` key.
-    mutating func merge(_ fragments: [AnalyzerFragment], files: [String], earlierErrors: [AnalyzerError]) -> AnalyzerSet {
+    mutating func merge(_ fragments: [AnalyzerFragment], files: [String], earlierErrors: [AnalyzerError]) -> AnalyzerSet
+    {
         var set = AnalyzerSet()
 
         // Topics: concatenated, duplicates dropped.
@@ -234,7 +240,9 @@ struct AnalyzerMerger {
             }
             if let first = deadLetterTopics[topic.value.topic] {
                 errors.append(
-                    topic.error("dead-letter topic \(quoted(topic.value.topic)) is listed twice; first at \(first.location)")
+                    topic.error(
+                        "dead-letter topic \(quoted(topic.value.topic)) is listed twice; first at \(first.location)"
+                    )
                 )
                 continue
             }
