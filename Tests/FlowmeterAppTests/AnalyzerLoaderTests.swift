@@ -227,6 +227,7 @@ func makeTemporaryFolder() throws -> String {
         }
         do {
             _ = try AnalyzerLoader.load(.file(path: "\(folder)/missing.yaml"))
+            Issue.record("a missing file loaded")
         } catch {
             #expect(error.errors.first?.file == "\(folder)/missing.yaml")
             #expect(error.errors.first?.line == nil)
