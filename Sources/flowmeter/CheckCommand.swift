@@ -5,8 +5,11 @@ import Foundation
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Validate the configuration and print it with secrets redacted.",
-        discussion: "Exits with 0 and prints the effective configuration, or exits with 2 and prints each problem."
+        abstract: "Validate the configuration and the analyzer files; print them with secrets redacted.",
+        discussion: """
+            Exits with 0 and prints the effective configuration and a summary of the analyzer definitions, or exits \
+            with 2 and prints each problem (analyzer problems as file:line: key: message).
+            """
     )
 
     @OptionGroup var options: CommonOptions

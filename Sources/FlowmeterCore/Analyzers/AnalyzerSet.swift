@@ -51,6 +51,21 @@ public struct AnalyzerSet: Sendable, Hashable {
         deadLetterTopics.first { $0.topic == topic }
     }
 
+    /// The librdkafka subscription list: topic names, `^`-anchored regular expressions for topic patterns, the
+    /// listed dead-letter topics, and regular expressions for the dead-letter patterns (so dead-letter topics are
+    /// read even when they are not listed). Duplicates are dropped; the order is that of the definitions.
+    public func subscriptionTopics() -> [String] {
+        var result: [String] = []
+        var seen: Set<String> = []
+        let all =
+            topics.map(\.subscription) + deadLetterTopics.map(\.topic)
+            + deadLetterPatterns.map { TopicSelector.pattern($0).subscription }
+        for subscription in all where seen.insert(subscription).inserted {
+            result.append(subscription)
+        }
+        return result
+    }
+
     /// Whether a topic is a dead-letter topic by configuration (listed or matching a dead-letter pattern).
     public func isDeadLetterTopic(_ topic: String) -> Bool {
         deadLetterTopic(named: topic) != nil || deadLetterPatterns.contains { $0.matches(topic) }
