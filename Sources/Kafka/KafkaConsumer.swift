@@ -364,6 +364,28 @@ public final class KafkaConsumer: Sendable {
         return result
     }
 
+    /// For each partition, the earliest offset whose timestamp is at or after the given time (milliseconds
+    /// since the epoch); `nil` where no such record exists yet (the time is after the last record).
+    public func offsetsForTimes(
+        _ times: [TopicPartition: Int64],
+        timeout: Duration = .seconds(10)
+    ) throws(KafkaError) -> [TopicPartition: Int64?] {
+        try checkOpen()
+        guard !times.isEmpty else { return [:] }
+        let list = makePartitionList(times.map { ($0.key, $0.value) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_offsets_for_times(handle.pointer, list, timeout.milliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "offsets for times") }
+        var result: [TopicPartition: Int64?] = [:]
+        for entry in readPartitionList(list) {
+            guard entry.error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw .rdKafka(entry.error, context: "offset for time on \(entry.topicPartition)")
+            }
+            result[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil
+        }
+        return result
+    }
+
     /// The watermarks librdkafka cached from its last fetch response for a partition this member reads, or
     /// `nil` if it has none yet. The low watermark is refreshed only when `statistics.interval.ms` is set.
     public func cachedWatermarks(_ partition: TopicPartition) -> Watermarks? {

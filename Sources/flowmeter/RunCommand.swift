@@ -1,0 +1,19 @@
+import ArgumentParser
+import FlowmeterApp
+import Foundation
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "The daemon: consume, analyze, serve /metrics, /healthz and /readyz until SIGTERM.",
+        discussion: "Drains gracefully on SIGTERM or SIGINT: stops fetching, commits, leaves the group, then stops HTTP."
+    )
+
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let logger = makeLogger(label: "flowmeter")
+        let loaded = try resolveAndLoad(options, for: .run)
+        try await Runner.run(configuration: loaded.configuration, analyzers: loaded.analyzers, logger: logger)
+    }
+}
