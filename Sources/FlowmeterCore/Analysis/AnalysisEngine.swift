@@ -1,0 +1,676 @@
+/// The analysis engine: decodes each Kafka record and updates the live Prometheus metrics it owns and the
+/// 1-minute event-time window rollup deltas (DESIGN.md 3.3, 3.4 and 4).
+///
+/// A value type owned by the intake loop (one thread); pure: no I/O, no clock reads (time comes in as
+/// parameters). Per record it
+/// - counts the record exactly once in `flowmeter_events_total{topic,type}` and `flowmeter_records_consumed_total`,
+///   and in the window of its event time (``RollupDelta/events``);
+/// - counts decoder flags, invalid reasons (tombstones are not invalid: Dapr writes them on purpose) and CloudEvent
+///   ids redelivered within a bounded window (`flowmeter_events_duplicate_total`);
+/// - links dead-letter copies to their original topic and original timestamp;
+/// - correlates flow requests and responses with bounded state: at most
+///   ``AnalyzerLimits/maxPendingFlowRequests`` pending requests, evictions counted.
+///
+/// **Event time** is the record timestamp when its type is create or log-append time and it is positive; else
+/// the CloudEvent `time`; else the receive time.
+///
+/// **Flow clock** (for timeouts) is the largest valid record timestamp seen (for records without one, the receive
+/// time), moved forward by ``advance(nowMs:)``. The CloudEvent `time` never moves it: a forged time must not expire
+/// every pending request. A request expires when the clock reaches its event time plus the flow's timeout; the
+/// clock moves (and expiry runs) before a record is matched, so a response at or past the timeout finds its
+/// request already counted as incomplete.
+public struct AnalysisEngine: Sendable {
+    // MARK: Configuration
+
+    private let analyzers: AnalyzerSet
+    private let decoder: CloudEventDecoder
+    private let limits: AnalyzerLimits
+    private var flows: [FlowState]
+
+    // MARK: State
+
+    private var topicIDs: [String: Int] = [:]
+    private var topics: [TopicState] = []
+    private var correlator: FlowCorrelator
+    private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
+    private var clockMs: Int64 = .min
+    private var unmatchedResponsesCount: Int64 = 0
+
+    // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
+
+    private var eventDeltas: [EventDeltaKey: EventCounts] = [:]
+    private var flowDeltas: [FlowDeltaKey: FlowCounts] = [:]
+    private var deadLetterDeltas: [DeadLetterDeltaKey: DeadLetterCounts] = [:]
+    private var invalidDeltas: [InvalidDeltaKey: Int64] = [:]
+
+    /// Records processed since the engine was created.
+    public private(set) var recordsProcessed: Int64 = 0
+
+    /// Requests waiting for their response, over all flows.
+    public var pendingFlowRequests: Int { correlator.pendingCount }
+
+    /// Responses that found no pending request (internal diagnostics; not a metric).
+    public var unmatchedResponses: Int64 { unmatchedResponsesCount }
+
+    /// The flow clock in milliseconds (`Int64.min` before the first record).
+    public var flowClockMs: Int64 { clockMs }
+
+    /// Creates an engine for an analyzer set.
+    ///
+    /// The decoder's dead-letter topics are the listed ``AnalyzerSet/deadLetterTopics`` and its patterns the
+    /// ``AnalyzerSet/deadLetterPatterns`` globs; records with Dapr's `__topic` and `__offset` headers are
+    /// dead-letter copies on any topic.
+    public init(analyzers: AnalyzerSet) {
+        self.analyzers = analyzers
+        self.limits = analyzers.limits
+        self.decoder = CloudEventDecoder(
+            options: DecoderOptions(
+                dlqTopics: Set(analyzers.deadLetterTopics.map(\.topic)),
+                dlqTopicGlobMatchers: analyzers.deadLetterPatterns.map(\.glob)
+            )
+        )
+        self.flows = analyzers.flows.map(FlowState.init)
+        self.correlator = FlowCorrelator(
+            timeoutsMs: flows.map(\.timeoutMs),
+            maxPending: analyzers.limits.maxPendingFlowRequests
+        )
+        self.deadLetterOriginals = BoundedSet(capacity: analyzers.limits.duplicateWindow)
+    }
+
+    // MARK: - Per record
+
+    /// Analyzes one record. Every record is counted exactly once, whatever it holds.
+    ///
+    /// - Parameters:
+    ///   - topic: The Kafka topic.
+    ///   - partition: The partition.
+    ///   - offset: The offset.
+    ///   - timestampMs: The record timestamp in milliseconds.
+    ///   - timestampType: The record timestamp type.
+    ///   - headers: The record headers in wire order.
+    ///   - key: The key bytes, or `nil`.
+    ///   - value: The value bytes, or `nil` for a tombstone; only read during the call.
+    ///   - receivedAtMs: When the analyzer read the record (wall clock, milliseconds).
+    public mutating func process(
+        topic: String,
+        partition: Int32,
+        offset: Int64,
+        timestampMs: Int64,
+        timestampType: TimestampType,
+        headers: [RecordHeader],
+        key: [UInt8]?,
+        value: UnsafeRawBufferPointer?,
+        receivedAtMs: Int64
+    ) {
+        let event = decoder.decode(
+            topic: topic,
+            partition: partition,
+            offset: offset,
+            timestampMs: timestampMs,
+            timestampType: timestampType,
+            headers: headers,
+            key: key,
+            value: value
+        )
+        recordsProcessed += 1
+        let topicID = intern(topic)
+        let timestampValid = (timestampType == .createTime || timestampType == .logAppendTime) && timestampMs > 0
+        let eventTimeMs = timestampValid ? timestampMs : (event.ceTime?.epochMilliseconds ?? receivedAtMs)
+        let window = windowStart(ofEventTimeMs: eventTimeMs)
+
+        // Events: exactly once.
+        let typeID = typeLabel(of: event, topic: topicID)
+        let bytes = Int64(event.valueBytes ?? 0)
+        topics[topicID].consumed += 1
+        topics[topicID].typeCounts[typeID] += 1
+        eventDeltas[EventDeltaKey(window: window, topic: topicID, type: typeID), default: EventCounts()]
+            .merge(EventCounts(events: 1, bytes: bytes))
+
+        // Flags.
+        var bits = event.flags.rawValue
+        while bits != 0 {
+            let bit = bits.trailingZeroBitCount
+            topics[topicID].flagCounts[bit] += 1
+            bits &= bits - 1
+        }
+
+        // Invalid reasons (tombstones excluded).
+        if let reason = event.invalidReason, reason != .tombstone {
+            let reasonIndex = Self.reasonIndex(reason)
+            topics[topicID].invalidCounts[reasonIndex] += 1
+            invalidDeltas[InvalidDeltaKey(window: window, topic: topicID, reason: reasonIndex), default: 0] += 1
+        }
+
+        // Delivery delay.
+        if timestampValid {
+            let (delay, overflow) = receivedAtMs.subtractingReportingOverflow(timestampMs)
+            if !overflow { topics[topicID].delivery.record(milliseconds: delay) }
+        }
+
+        // Duplicates: per topic, by CloudEvent id.
+        var duplicate = false
+        if event.isCloudEvent, let id = event.id, !id.isEmpty {
+            if !topics[topicID].seenIDs.insert(id) {
+                duplicate = true
+                topics[topicID].duplicates += 1
+            }
+        }
+
+        // Dead letters.
+        if event.role == .dlq {
+            deadLetter(event, topic: topicID, eventTimeMs: eventTimeMs, timestampValid: timestampValid)
+        }
+
+        // Flow clock and expiry.
+        let clockCandidate = timestampValid ? timestampMs : receivedAtMs
+        if clockCandidate > clockMs { moveClock(to: clockCandidate) }
+
+        // Flows.
+        if event.role == .normal && !duplicate
+            && (event.isCloudEvent || event.parserClass == .raw)
+            && !(topics[topicID].responseFlows.isEmpty && topics[topicID].requestFlows.isEmpty)
+        {
+            correlate(event, topic: topicID, eventTimeMs: eventTimeMs, headers: headers, value: value)
+        }
+    }
+
+    /// Moves the flow clock to wall time when the intake is idle or caught up, so that requests expire even when
+    /// no more records arrive. The clock never moves backwards.
+    public mutating func advance(nowMs: Int64) {
+        if nowMs > clockMs { moveClock(to: nowMs) }
+    }
+
+    private mutating func moveClock(to newClockMs: Int64) {
+        clockMs = newClockMs
+        guard let earliest = correlator.earliestDeadlineMs, earliest <= newClockMs else { return }
+        var expired: [PendingRequest] = []
+        correlator.expire(clockMs: newClockMs) { expired.append($0) }
+        for request in expired {
+            flows[request.flow].incomplete += 1
+            flowDeltas[flowKey(request), default: FlowCounts()].incomplete += 1
+        }
+    }
+
+    private func flowKey(_ request: PendingRequest) -> FlowDeltaKey {
+        FlowDeltaKey(window: windowStart(ofEventTimeMs: request.timeMs), flow: request.flow)
+    }
+
+    // MARK: Flows
+
+    private mutating func correlate(
+        _ event: DecodedEvent,
+        topic: Int,
+        eventTimeMs: Int64,
+        headers: [RecordHeader],
+        value: UnsafeRawBufferPointer?
+    ) {
+        for flowIndex in topics[topic].responseFlows {
+            let flow = flows[flowIndex]
+            if let wanted = flow.toType, event.type != wanted { continue }
+            guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
+                continue
+            }
+            guard let request = correlator.takeRequest(flow: flowIndex, key: key) else {
+                unmatchedResponsesCount += 1
+                continue
+            }
+            let deltaKey = flowKey(request)
+            let (latency, overflow) = eventTimeMs.subtractingReportingOverflow(request.timeMs)
+            if latency < 0 || overflow {
+                flows[flowIndex].negative += 1
+                flowDeltas[deltaKey, default: FlowCounts()].negative += 1
+            } else {
+                flows[flowIndex].latency.record(milliseconds: latency)
+                flowDeltas[deltaKey, default: FlowCounts()].completed += 1
+                flowDeltas[deltaKey, default: FlowCounts()].latency.record(Double(latency))
+            }
+        }
+        for flowIndex in topics[topic].requestFlows {
+            let flow = flows[flowIndex]
+            if let wanted = flow.fromType, event.type != wanted { continue }
+            guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
+                continue
+            }
+            var evicted: [PendingRequest] = []
+            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs) { evicted.append($0) }
+            for request in evicted {
+                flows[request.flow].evicted += 1
+                flowDeltas[flowKey(request), default: FlowCounts()].evicted += 1
+            }
+        }
+    }
+
+    private func correlationKey(
+        _ correlation: Correlation,
+        event: DecodedEvent,
+        headers: [RecordHeader],
+        value: UnsafeRawBufferPointer?
+    ) -> String? {
+        switch correlation {
+        case .traceID:
+            return event.trace?.traceID
+        case .dataPath(let path):
+            guard let value else { return nil }
+            let text: String?
+            if event.isCloudEvent {
+                text = event.extractDataString(atPath: path, in: value)
+            } else if event.invalidReason == .missingSpecversion || event.invalidReason == .nonObjectJSON {
+                // A raw JSON value: the whole value is the data.
+                text = JSONPath.extractString(atPath: path, in: value)
+            } else {
+                text = nil
+            }
+            guard let text, !text.isEmpty else { return nil }
+            return text
+        case .header(let name):
+            guard let header = headers.last(where: { $0.name == name }), let bytes = header.value, !bytes.isEmpty
+            else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    // MARK: Dead letters
+
+    private mutating func deadLetter(_ event: DecodedEvent, topic: Int, eventTimeMs: Int64, timestampValid: Bool) {
+        let origin = event.dlq
+        var originName = "unknown"
+        if let listed = topics[topic].listedSource, !listed.isEmpty {
+            originName = listed
+        } else if let header = origin?.originTopic, !header.isEmpty {
+            originName = header
+        }
+        var originID = intern(originName)
+        // Bound the original topics one dead-letter topic can name (its headers are data, not configuration).
+        if !topics[topic].originTopics.contains(originID) {
+            if topics[topic].originTopics.count < limits.maxDeadLetterTopicsPerTopic {
+                topics[topic].originTopics.insert(originID)
+            } else {
+                originID = intern("other")
+            }
+        }
+        // The dead_letter_topic label, capped per original topic.
+        var label = topic
+        if topics[originID].deadLetterCopies[topic] == nil {
+            if topics[originID].deadLetterLabelCount >= limits.maxDeadLetterTopicsPerTopic {
+                label = Self.otherLabel
+            } else {
+                topics[originID].deadLetterLabelCount += 1
+            }
+        }
+        topics[originID].deadLetterCopies[label, default: 0] += 1
+
+        var originalTimeMs = eventTimeMs
+        if let originTimestamp = origin?.originTimestampMs, originTimestamp > 0 {
+            originalTimeMs = originTimestamp
+        } else if let ceTime = event.ceTime {
+            originalTimeMs = ceTime.epochMilliseconds
+        }
+
+        var distinct = true
+        if let partition = origin?.originPartition, let offset = origin?.originOffset {
+            distinct = deadLetterOriginals.insert(.position(topic: originID, partition: partition, offset: offset))
+        } else if let id = event.id, !id.isEmpty {
+            distinct = deadLetterOriginals.insert(.id(topic: originID, id: id))
+        }
+
+        let key = DeadLetterDeltaKey(
+            window: windowStart(ofEventTimeMs: originalTimeMs),
+            origin: originID,
+            deadLetter: label
+        )
+        deadLetterDeltas[key, default: DeadLetterCounts()].copies += 1
+        if distinct { deadLetterDeltas[key, default: DeadLetterCounts()].distinctOriginals += 1 }
+        if timestampValid, let delay = origin?.dlqDelayMs {
+            topics[originID].deadLetterDelay.record(milliseconds: delay)
+            deadLetterDeltas[key, default: DeadLetterCounts()].delay.record(Double(Swift.max(0, delay)))
+        }
+    }
+
+    // MARK: Interning and labels
+
+    private mutating func intern(_ name: String) -> Int {
+        if let id = topicIDs[name] { return id }
+        let id = topics.count
+        topicIDs[name] = id
+        var state = TopicState(name: name, duplicateWindow: limits.duplicateWindow)
+        state.listedSource = analyzers.deadLetterTopic(named: name)?.sourceTopic
+        for (index, flow) in flows.enumerated() {
+            if flow.from == name { state.requestFlows.append(index) }
+            if flow.to == name { state.responseFlows.append(index) }
+        }
+        topics.append(state)
+        return id
+    }
+
+    private static let otherLabel = -1
+
+    /// The `type` label id of a record on a topic, registering new CloudEvent types up to the limit.
+    private mutating func typeLabel(of event: DecodedEvent, topic: Int) -> Int {
+        switch event.parserClass {
+        case .tombstone: return topics[topic].reservedType("tombstone")
+        case .malformed: return topics[topic].reservedType("malformed")
+        case .raw: return topics[topic].reservedType("raw")
+        case .cloudEvent, .binaryCloudEvent:
+            guard let type = event.type, !type.isEmpty else { return topics[topic].reservedType("unknown") }
+            if let id = topics[topic].typeIDs[type] { return id }
+            guard topics[topic].distinctTypes < limits.maxTypesPerTopic, Self.isAcceptableType(type) else {
+                return topics[topic].reservedType("other")
+            }
+            topics[topic].distinctTypes += 1
+            return topics[topic].register(type)
+        }
+    }
+
+    /// A type is a label value of its own when it is at most 200 bytes and has no control characters.
+    static func isAcceptableType(_ type: String) -> Bool {
+        let utf8 = type.utf8
+        guard utf8.count <= 200 else { return false }
+        return !utf8.contains { $0 < 0x20 || $0 == 0x7F }
+    }
+
+    private static func reasonIndex(_ reason: InvalidReason) -> Int {
+        InvalidReason.allCases.firstIndex(of: reason) ?? 0
+    }
+
+    // MARK: - Rollup deltas
+
+    /// Returns the window deltas accumulated since the last call and starts new ones.
+    public mutating func takeRollupDelta() -> RollupDelta {
+        var delta = RollupDelta()
+        delta.events.reserveCapacity(eventDeltas.count)
+        for (key, counts) in eventDeltas {
+            let topic = topics[key.topic]
+            delta.events[EventKey(windowStartMs: key.window, topic: topic.name, type: topic.typeNames[key.type])] =
+                counts
+        }
+        for (key, counts) in flowDeltas {
+            delta.flows[FlowKey(windowStartMs: key.window, flow: flows[key.flow].name)] = counts
+        }
+        for (key, counts) in deadLetterDeltas {
+            let label = key.deadLetter == Self.otherLabel ? "other" : topics[key.deadLetter].name
+            delta.deadLetters[
+                DeadLetterKey(windowStartMs: key.window, topic: topics[key.origin].name, deadLetterTopic: label)
+            ] = counts
+        }
+        for (key, count) in invalidDeltas {
+            delta.invalid[
+                InvalidKey(
+                    windowStartMs: key.window,
+                    topic: topics[key.topic].name,
+                    reason: InvalidReason.allCases[key.reason]
+                )
+            ] = count
+        }
+        eventDeltas.removeAll(keepingCapacity: true)
+        flowDeltas.removeAll(keepingCapacity: true)
+        deadLetterDeltas.removeAll(keepingCapacity: true)
+        invalidDeltas.removeAll(keepingCapacity: true)
+        return delta
+    }
+
+    // MARK: - Metrics
+
+    /// Appends the Prometheus text exposition (format 0.0.4) of every metric the engine owns, each with
+    /// `# HELP` and `# TYPE` even before it has series. Series are sorted by label values.
+    public func writeMetrics(into output: inout String) {
+        let sortedTopics = topics.indices.sorted { topics[$0].name < topics[$1].name }
+        let sortedFlows = flows.indices.sorted { flows[$0].name < flows[$1].name }
+        let reasons = InvalidReason.allCases.enumerated().sorted { $0.element.rawValue < $1.element.rawValue }
+        let flagNames = DecoderFlags.named.map { ($0.flag.rawValue.trailingZeroBitCount, $0.name) }
+            .sorted { $0.1 < $1.1 }
+
+        var name = "flowmeter_events_total"
+        writeHeader(
+            name: name,
+            type: "counter",
+            help: "Records analyzed, each exactly once, by topic and CloudEvent type (raw, tombstone, malformed, "
+                + "unknown, other for the rest).",
+            into: &output
+        )
+        for topicID in sortedTopics {
+            let topic = topics[topicID]
+            let order = topic.typeNames.indices.sorted { topic.typeNames[$0] < topic.typeNames[$1] }
+            for typeID in order where topic.typeCounts[typeID] > 0 {
+                let labels = "topic=\"" + topic.escaped + "\",type=\"" + topic.typeEscaped[typeID] + "\""
+                writeSample(name: name, labels: labels, value: topic.typeCounts[typeID], into: &output)
+            }
+        }
+
+        name = "flowmeter_events_invalid_total"
+        writeHeader(
+            name: name,
+            type: "counter",
+            help: "Records that are not valid CloudEvents, by reason (tombstones are not counted).",
+            into: &output
+        )
+        for topicID in sortedTopics {
+            let topic = topics[topicID]
+            for (index, reason) in reasons where topic.invalidCounts[index] > 0 {
+                let labels = "topic=\"" + topic.escaped + "\",reason=\"" + reason.rawValue + "\""
+                writeSample(name: name, labels: labels, value: topic.invalidCounts[index], into: &output)
+            }
+        }
+
+        name = "flowmeter_event_flags_total"
+        writeHeader(name: name, type: "counter", help: "Decoder flags raised on records, by flag.", into: &output)
+        for topicID in sortedTopics {
+            let topic = topics[topicID]
+            for (bit, flag) in flagNames where topic.flagCounts[bit] > 0 {
+                let labels = "topic=\"" + topic.escaped + "\",flag=\"" + flag + "\""
+                writeSample(name: name, labels: labels, value: topic.flagCounts[bit], into: &output)
+            }
+        }
+
+        name = "flowmeter_events_duplicate_total"
+        writeHeader(
+            name: name,
+            type: "counter",
+            help: "Redeliveries of a CloudEvent id already seen on the topic (bounded window).",
+            into: &output
+        )
+        for topicID in sortedTopics where topics[topicID].duplicates > 0 {
+            let labels = "topic=\"" + topics[topicID].escaped + "\""
+            writeSample(name: name, labels: labels, value: topics[topicID].duplicates, into: &output)
+        }
+
+        name = "flowmeter_event_delivery_seconds"
+        writeHeader(
+            name: name,
+            type: "histogram",
+            help: "Analyzer read time minus record timestamp (negative values as 0).",
+            into: &output
+        )
+        for topicID in sortedTopics where topics[topicID].delivery.count > 0 {
+            topics[topicID].delivery.write(
+                name: name,
+                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                into: &output
+            )
+        }
+
+        name = "flowmeter_flow_latency_seconds"
+        writeHeader(
+            name: name,
+            type: "histogram",
+            help: "Request record timestamp to response record timestamp, by flow.",
+            into: &output
+        )
+        for flowID in sortedFlows {
+            flows[flowID].latency.write(name: name, labels: "flow=\"" + flows[flowID].escaped + "\"", into: &output)
+        }
+        for (metric, help, value) in [
+            (
+                "flowmeter_flow_incomplete_total", "Requests with no response within the flow's timeout.",
+                \FlowState.incomplete
+            ),
+            ("flowmeter_flow_evicted_total", "Pending requests dropped by the memory bound.", \FlowState.evicted),
+            (
+                "flowmeter_flow_negative_latency_total", "Responses stamped before their request (clock skew).",
+                \FlowState.negative
+            ),
+        ] {
+            writeHeader(name: metric, type: "counter", help: help, into: &output)
+            for flowID in sortedFlows {
+                let labels = "flow=\"" + flows[flowID].escaped + "\""
+                writeSample(name: metric, labels: labels, value: flows[flowID][keyPath: value], into: &output)
+            }
+        }
+
+        name = "flowmeter_deadletter_events_total"
+        writeHeader(
+            name: name,
+            type: "counter",
+            help: "Dead-lettered records (DLQ copies), by original topic and dead-letter topic.",
+            into: &output
+        )
+        for topicID in sortedTopics where !topics[topicID].deadLetterCopies.isEmpty {
+            let topic = topics[topicID]
+            let series = topic.deadLetterCopies.map {
+                (label: $0.key == Self.otherLabel ? "other" : topics[$0.key].name, id: $0.key, count: $0.value)
+            }
+            .sorted { $0.label < $1.label }
+            for entry in series {
+                let escapedLabel = entry.id == Self.otherLabel ? "other" : topics[entry.id].escaped
+                let labels = "topic=\"" + topic.escaped + "\",dead_letter_topic=\"" + escapedLabel + "\""
+                writeSample(name: name, labels: labels, value: entry.count, into: &output)
+            }
+        }
+
+        name = "flowmeter_deadletter_delay_seconds"
+        writeHeader(
+            name: name,
+            type: "histogram",
+            help: "Original record timestamp to dead-letter record timestamp, by original topic.",
+            into: &output
+        )
+        for topicID in sortedTopics where topics[topicID].deadLetterDelay.count > 0 {
+            topics[topicID].deadLetterDelay.write(
+                name: name,
+                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                into: &output
+            )
+        }
+
+        name = "flowmeter_records_consumed_total"
+        writeHeader(name: name, type: "counter", help: "Records consumed and analyzed, by topic.", into: &output)
+        for topicID in sortedTopics where topics[topicID].consumed > 0 {
+            let labels = "topic=\"" + topics[topicID].escaped + "\""
+            writeSample(name: name, labels: labels, value: topics[topicID].consumed, into: &output)
+        }
+    }
+}
+
+// MARK: - Internal state
+
+/// Per-topic counters; a topic is interned once and addressed by its index.
+private struct TopicState: Sendable {
+    let name: String
+    let escaped: String
+    var listedSource: String?
+    var requestFlows: [Int] = []
+    var responseFlows: [Int] = []
+
+    var consumed: Int64 = 0
+    var typeIDs: [String: Int] = [:]
+    var typeNames: [String] = []
+    var typeEscaped: [String] = []
+    var typeCounts: [Int64] = []
+    var distinctTypes = 0
+    var reservedIDs: [String: Int] = [:]
+
+    var invalidCounts = [Int64](repeating: 0, count: InvalidReason.allCases.count)
+    var flagCounts = [Int64](repeating: 0, count: 64)
+    var duplicates: Int64 = 0
+    var seenIDs: BoundedSet<String>
+    var delivery = SecondsHistogram()
+
+    /// As an original topic: DLQ copies by dead-letter topic id (or the `other` label).
+    var deadLetterCopies: [Int: Int64] = [:]
+    var deadLetterLabelCount = 0
+    var deadLetterDelay = SecondsHistogram()
+    /// As a dead-letter topic: the original topics its records named.
+    var originTopics: Set<Int> = []
+
+    init(name: String, duplicateWindow: Int) {
+        self.name = name
+        self.escaped = escapeLabelValue(name)
+        self.seenIDs = BoundedSet(capacity: duplicateWindow)
+    }
+
+    /// Registers a type label; returns its id.
+    mutating func register(_ type: String) -> Int {
+        let id = typeNames.count
+        typeIDs[type] = id
+        typeNames.append(type)
+        typeEscaped.append(escapeLabelValue(type))
+        typeCounts.append(0)
+        return id
+    }
+
+    /// The id of a fixed label (`raw`, `tombstone`, `malformed`, `unknown`, `other`), outside the type limit.
+    mutating func reservedType(_ label: String) -> Int {
+        if let id = reservedIDs[label] { return id }
+        // A CloudEvent type spelled like a fixed label shares its series.
+        let id = typeIDs[label] ?? register(label)
+        reservedIDs[label] = id
+        return id
+    }
+}
+
+/// A configured flow and its live counters.
+private struct FlowState: Sendable {
+    let name: String
+    let escaped: String
+    let from: String
+    let to: String
+    let fromType: String?
+    let toType: String?
+    let correlation: Correlation
+    let timeoutMs: Int64
+    var latency = SecondsHistogram()
+    var incomplete: Int64 = 0
+    var evicted: Int64 = 0
+    var negative: Int64 = 0
+
+    init(_ definition: FlowDefinition) {
+        name = definition.name
+        escaped = escapeLabelValue(definition.name)
+        from = definition.from
+        to = definition.to
+        fromType = definition.fromType
+        toType = definition.toType
+        correlation = definition.correlation
+        let (seconds, attoseconds) = definition.timeout.components
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        timeoutMs = overflow ? Int64.max : ms &+ attoseconds / 1_000_000_000_000_000
+    }
+}
+
+private struct EventDeltaKey: Hashable, Sendable {
+    var window: Int64
+    var topic: Int
+    var type: Int
+}
+
+private struct FlowDeltaKey: Hashable, Sendable {
+    var window: Int64
+    var flow: Int
+}
+
+private struct DeadLetterDeltaKey: Hashable, Sendable {
+    var window: Int64
+    var origin: Int
+    var deadLetter: Int
+}
+
+private struct InvalidDeltaKey: Hashable, Sendable {
+    var window: Int64
+    var topic: Int
+    var reason: Int
+}
+
+/// How a dead-lettered original is recognized across copies.
+enum DeadLetterOriginal: Hashable, Sendable {
+    case position(topic: Int, partition: Int32, offset: Int64)
+    case id(topic: Int, id: String)
+}

@@ -1,0 +1,254 @@
+/// A set that remembers at most `capacity` elements, forgetting the oldest insertion first (FIFO).
+struct BoundedSet<Element: Hashable & Sendable>: Sendable {
+    let capacity: Int
+    private var members: Set<Element> = []
+    private var ring: [Element] = []
+    private var head = 0
+
+    init(capacity: Int) { self.capacity = Swift.max(0, capacity) }
+
+    var count: Int { members.count }
+
+    /// Inserts `element`; returns `false` if it was already remembered.
+    mutating func insert(_ element: Element) -> Bool {
+        guard capacity > 0 else { return true }
+        guard members.insert(element).inserted else { return false }
+        if ring.count < capacity {
+            ring.append(element)
+        } else {
+            members.remove(ring[head])
+            ring[head] = element
+            head += 1
+            if head == capacity { head = 0 }
+        }
+        return true
+    }
+}
+
+/// A FIFO queue on a growable ring buffer.
+struct RingQueue<Element: Sendable>: Sendable {
+    private var storage: [Element?] = []
+    private var head = 0
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    var first: Element? { count == 0 ? nil : storage[head] }
+
+    mutating func append(_ element: Element) {
+        if count == storage.count { grow() }
+        storage[(head + count) % storage.count] = element
+        count += 1
+    }
+
+    mutating func popFirst() -> Element? {
+        guard count > 0 else { return nil }
+        let element = storage[head]
+        storage[head] = nil
+        head = (head + 1) % storage.count
+        count -= 1
+        return element
+    }
+
+    /// Keeps only the elements for which `keep` is true, in order.
+    mutating func retain(_ keep: (Element) -> Bool) {
+        var kept: [Element?] = []
+        kept.reserveCapacity(Swift.max(16, count))
+        while let element = popFirst() {
+            if keep(element) { kept.append(element) }
+        }
+        let keptCount = kept.count
+        kept.append(contentsOf: repeatElement(nil, count: Swift.max(16, keptCount) - keptCount))
+        storage = kept
+        head = 0
+        count = keptCount
+    }
+
+    private mutating func grow() {
+        let newCapacity = Swift.max(16, storage.count * 2)
+        var grown: [Element?] = []
+        grown.reserveCapacity(newCapacity)
+        for position in 0..<count { grown.append(storage[(head + position) % storage.count]) }
+        grown.append(contentsOf: repeatElement(nil, count: newCapacity - count))
+        storage = grown
+        head = 0
+    }
+}
+
+/// A binary min-heap of pending-request deadlines, ordered by (deadline, sequence).
+struct DeadlineHeap: Sendable {
+    struct Entry: Sendable, Comparable {
+        var deadlineMs: Int64
+        var sequence: UInt64
+        static func < (lhs: Entry, rhs: Entry) -> Bool {
+            (lhs.deadlineMs, lhs.sequence) < (rhs.deadlineMs, rhs.sequence)
+        }
+    }
+
+    private(set) var entries: [Entry] = []
+
+    var count: Int { entries.count }
+    var first: Entry? { entries.first }
+
+    mutating func push(_ entry: Entry) {
+        entries.append(entry)
+        siftUp(entries.count - 1)
+    }
+
+    mutating func popFirst() -> Entry? {
+        guard !entries.isEmpty else { return nil }
+        entries.swapAt(0, entries.count - 1)
+        let top = entries.removeLast()
+        if !entries.isEmpty { siftDown(0) }
+        return top
+    }
+
+    /// Keeps only the entries for which `keep` is true and restores the heap order.
+    mutating func retain(_ keep: (Entry) -> Bool) {
+        entries.removeAll { !keep($0) }
+        var index = entries.count / 2
+        while index > 0 {
+            index -= 1
+            siftDown(index)
+        }
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child] < entries[parent] else { return }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < entries.count else { return }
+            var smallest = left
+            if left + 1 < entries.count && entries[left + 1] < entries[left] { smallest = left + 1 }
+            guard entries[smallest] < entries[parent] else { return }
+            entries.swapAt(smallest, parent)
+            parent = smallest
+        }
+    }
+}
+
+/// A Prometheus histogram over the shared latency bucket layout (DESIGN.md 3.3), fed in whole milliseconds.
+struct SecondsHistogram: Sendable, Hashable {
+    /// Upper bounds in milliseconds.
+    static let boundsMs: [Double] = [
+        1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+    ]
+    /// The `le` label values, `+Inf` last.
+    static let leLabels: [String] = [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
+        "60", "120", "300", "600", "+Inf",
+    ]
+
+    /// Per-bucket (not cumulative) counts; the last one is above the highest bound.
+    var buckets = [Int64](repeating: 0, count: 19)
+    var count: Int64 = 0
+    var sumMs: Int64 = 0
+
+    /// Records `milliseconds`, clamped to 0 when negative.
+    mutating func record(milliseconds: Int64) {
+        let value = Swift.max(0, milliseconds)
+        let asDouble = Double(value)
+        var index = 0
+        let bounds = Self.boundsMs
+        while index < bounds.count && asDouble > bounds[index] { index += 1 }
+        buckets[index] += 1
+        count += 1
+        sumMs &+= value
+    }
+
+    /// Appends `_bucket`, `_sum` and `_count` lines; `labels` is the escaped label list without braces
+    /// (e.g. `topic="a"`).
+    func write(name: String, labels: String, into output: inout String) {
+        var cumulative: Int64 = 0
+        for index in 0..<buckets.count {
+            cumulative += buckets[index]
+            output += name
+            output += "_bucket{"
+            output += labels
+            output += labels.isEmpty ? "le=\"" : ",le=\""
+            output += Self.leLabels[index]
+            output += "\"} "
+            output += String(cumulative)
+            output += "\n"
+        }
+        let braced = labels.isEmpty ? "" : "{" + labels + "}"
+        output += name
+        output += "_sum"
+        output += braced
+        output += " "
+        output += formatSeconds(milliseconds: sumMs)
+        output += "\n"
+        output += name
+        output += "_count"
+        output += braced
+        output += " "
+        output += String(count)
+        output += "\n"
+    }
+}
+
+/// Exact decimal seconds for whole milliseconds (`1234` → `1.234`).
+func formatSeconds(milliseconds: Int64) -> String {
+    let negative = milliseconds < 0
+    let magnitude = milliseconds.magnitude
+    let whole = magnitude / 1000
+    let fraction = magnitude % 1000
+    var text = negative ? "-" : ""
+    text += String(whole)
+    if fraction != 0 {
+        var digits = String(fraction)
+        while digits.utf8.count < 3 { digits = "0" + digits }
+        while digits.utf8.last == UInt8(ascii: "0") { digits.removeLast() }
+        text += "." + digits
+    }
+    return text
+}
+
+/// Escapes a label value for the Prometheus text format: backslash, double quote and line feed.
+func escapeLabelValue(_ value: String) -> String {
+    guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) else { return value }
+    var escaped = ""
+    escaped.reserveCapacity(value.utf8.count + 8)
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "\\": escaped += "\\\\"
+        case "\"": escaped += "\\\""
+        case "\n": escaped += "\\n"
+        default: escaped.unicodeScalars.append(scalar)
+        }
+    }
+    return escaped
+}
+
+/// Appends the `# HELP` and `# TYPE` lines of a metric.
+func writeHeader(name: String, type: String, help: String, into output: inout String) {
+    output += "# HELP "
+    output += name
+    output += " "
+    output += help
+    output += "\n# TYPE "
+    output += name
+    output += " "
+    output += type
+    output += "\n"
+}
+
+/// Appends one sample line `name{labels} value`.
+func writeSample(name: String, labels: String, value: Int64, into output: inout String) {
+    output += name
+    output += "{"
+    output += labels
+    output += "} "
+    output += String(value)
+    output += "\n"
+}
