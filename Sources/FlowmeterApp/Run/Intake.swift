@@ -149,7 +149,8 @@ final class Intake: Service {
             metadata: ["kafka.group": "\(configuration.group)", "kafka.subscriptions": "\(subscriptions)"]
         )
 
-        let commitEveryMs = Int64(configuration.flushInterval.components.seconds * 1000)
+        let commitEveryMs =
+            Int64(configuration.flushInterval.components.seconds * 1000)
             + configuration.flushInterval.components.attoseconds / 1_000_000_000_000_000
         var lastCommitMs = Self.nowMs()
         while !stopRequested.withLock({ $0 }) {
@@ -280,7 +281,12 @@ final class KafkaHealth: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        let admin = self.admin
+        let status = self.status
+        let logger = self.logger
+        let interval = self.interval
+        // Graceful shutdown cancels the loop's sleep; that is how this service ends, not a failure.
+        try? await cancelWhenGracefulShutdown {
             var wasUp: Bool?
             while !Task.isCancelled {
                 do {

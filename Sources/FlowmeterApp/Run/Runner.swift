@@ -25,7 +25,7 @@ public enum Runner {
         }
         let shared = SharedEngine(AnalysisEngine(analyzers: analyzers))
         let status = RunStatus()
-        let subscriptions = subscriptionTopics(for: analyzers)
+        let subscriptions = analyzers.subscriptionTopics()
         let admin = try KafkaAdmin(
             config: KafkaClientConfig(
                 bootstrapServers: configuration.bootstrapServers,
@@ -57,6 +57,7 @@ public enum Runner {
             status: status,
             logger: logger
         )
+        let termination = TerminationSignals(exitOnStdinClose: false)
         let health = KafkaHealth(admin: admin, interval: configuration.lagInterval, status: status, logger: logger)
         // Shutdown runs in reverse order: intake drains first, HTTP goes last so /metrics stays up meanwhile.
         var groupConfiguration = ServiceGroupConfiguration(
@@ -65,25 +66,27 @@ public enum Runner {
                 .init(service: health),
                 .init(service: intake),
             ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(25)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        let group = ServiceGroup(configuration: groupConfiguration)
+        // SIGTERM/SIGINT: the first drains gracefully, a second one exits at once.
+        let watcher = Task {
+            var signalled = false
+            for await reason in termination.reasons {
+                if signalled {
+                    logger.warning("Second signal: exiting without draining", metadata: ["reason": "\(reason)"])
+                    exit(130)
+                }
+                signalled = true
+                logger.info("Draining", metadata: ["reason": "\(reason)"])
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { watcher.cancel() }
+        try await group.run()
         logger.info("Stopped", metadata: ["records": "\(shared.engine.withLock { $0.recordsProcessed })"])
-    }
-
-    /// The librdkafka subscription: analyzed topic names and patterns, listed dead-letter topics, and the
-    /// dead-letter patterns (so unlisted dead-letter topics are read too).
-    public static func subscriptionTopics(for analyzers: AnalyzerSet) -> [String] {
-        var seen: Set<String> = []
-        var result: [String] = []
-        let all =
-            analyzers.topics.map(\.subscription) + analyzers.deadLetterTopics.map(\.topic)
-            + analyzers.deadLetterPatterns.map(\.regularExpression)
-        for entry in all where seen.insert(entry).inserted { result.append(entry) }
-        return result
     }
 }
 
