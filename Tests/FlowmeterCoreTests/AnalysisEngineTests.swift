@@ -765,6 +765,8 @@ import Testing
         engine.feed(Dapr.event(topic: "a", id: "3", at: Self.m + 300, trace: 3))
         engine.feed(Dapr.deadLetterCopy(of: request, on: "a.failed", at: Self.m + 4_000))
         engine.feed(TestRecord(topic: "a", timestampMs: Self.m, value: Array("{".utf8)))
+        let twice = [RecordHeader(name: "h", string: "1"), RecordHeader(name: "h", string: "2")]
+        engine.feed(TestRecord(topic: "b", timestampMs: Self.m, headers: twice, value: nil))
         engine.advance(nowMs: Self.m + 60_000)
         let text = engine.exposition
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("flowmeter-engine-sample.prom")

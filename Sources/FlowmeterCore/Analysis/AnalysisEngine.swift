@@ -368,8 +368,11 @@ public struct AnalysisEngine: Sendable {
         return !utf8.contains { $0 < 0x20 || $0 == 0x7F }
     }
 
+    /// The invalid reasons in a fixed order (a stored copy: the synthesized `allCases` builds a new array per call).
+    static let invalidReasons: [InvalidReason] = InvalidReason.allCases
+
     private static func reasonIndex(_ reason: InvalidReason) -> Int {
-        InvalidReason.allCases.firstIndex(of: reason) ?? 0
+        invalidReasons.firstIndex(of: reason) ?? 0
     }
 
     // MARK: - Rollup deltas
@@ -397,7 +400,7 @@ public struct AnalysisEngine: Sendable {
                 InvalidKey(
                     windowStartMs: key.window,
                     topic: topics[key.topic].name,
-                    reason: InvalidReason.allCases[key.reason]
+                    reason: Self.invalidReasons[key.reason]
                 )
             ] = count
         }
@@ -415,7 +418,7 @@ public struct AnalysisEngine: Sendable {
     public func writeMetrics(into output: inout String) {
         let sortedTopics = topics.indices.sorted { topics[$0].name < topics[$1].name }
         let sortedFlows = flows.indices.sorted { flows[$0].name < flows[$1].name }
-        let reasons = InvalidReason.allCases.enumerated().sorted { $0.element.rawValue < $1.element.rawValue }
+        let reasons = Self.invalidReasons.enumerated().sorted { $0.element.rawValue < $1.element.rawValue }
         let flagNames = DecoderFlags.named.map { ($0.flag.rawValue.trailingZeroBitCount, $0.name) }
             .sorted { $0.1 < $1.1 }
 
@@ -431,8 +434,15 @@ public struct AnalysisEngine: Sendable {
             let topic = topics[topicID]
             let order = topic.typeNames.indices.sorted { topic.typeNames[$0] < topic.typeNames[$1] }
             for typeID in order where topic.typeCounts[typeID] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",type=\"" + topic.typeEscaped[typeID] + "\""
-                writeSample(name: name, labels: labels, value: topic.typeCounts[typeID], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "type",
+                    labelValue2: topic.typeEscaped[typeID],
+                    value: topic.typeCounts[typeID],
+                    into: &output
+                )
             }
         }
 
@@ -446,8 +456,15 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics {
             let topic = topics[topicID]
             for (index, reason) in reasons where topic.invalidCounts[index] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",reason=\"" + reason.rawValue + "\""
-                writeSample(name: name, labels: labels, value: topic.invalidCounts[index], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "reason",
+                    labelValue2: reason.rawValue,
+                    value: topic.invalidCounts[index],
+                    into: &output
+                )
             }
         }
 
@@ -456,8 +473,15 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics {
             let topic = topics[topicID]
             for (bit, flag) in flagNames where topic.flagCounts[bit] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",flag=\"" + flag + "\""
-                writeSample(name: name, labels: labels, value: topic.flagCounts[bit], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "flag",
+                    labelValue2: flag,
+                    value: topic.flagCounts[bit],
+                    into: &output
+                )
             }
         }
 
@@ -469,8 +493,8 @@ public struct AnalysisEngine: Sendable {
             into: &output
         )
         for topicID in sortedTopics where topics[topicID].duplicates > 0 {
-            let labels = "topic=\"" + topics[topicID].escaped + "\""
-            writeSample(name: name, labels: labels, value: topics[topicID].duplicates, into: &output)
+            let topic = topics[topicID]
+            writeSample(name: name, label: "topic", labelValue: topic.escaped, value: topic.duplicates, into: &output)
         }
 
         name = "flowmeter_event_delivery_seconds"
@@ -483,7 +507,8 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics where topics[topicID].delivery.count > 0 {
             topics[topicID].delivery.write(
                 name: name,
-                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                label: "topic",
+                labelValue: topics[topicID].escaped,
                 into: &output
             )
         }
@@ -496,7 +521,7 @@ public struct AnalysisEngine: Sendable {
             into: &output
         )
         for flowID in sortedFlows {
-            flows[flowID].latency.write(name: name, labels: "flow=\"" + flows[flowID].escaped + "\"", into: &output)
+            flows[flowID].latency.write(name: name, label: "flow", labelValue: flows[flowID].escaped, into: &output)
         }
         for (metric, help, value) in [
             (
@@ -511,8 +536,14 @@ public struct AnalysisEngine: Sendable {
         ] {
             writeHeader(name: metric, type: "counter", help: help, into: &output)
             for flowID in sortedFlows {
-                let labels = "flow=\"" + flows[flowID].escaped + "\""
-                writeSample(name: metric, labels: labels, value: flows[flowID][keyPath: value], into: &output)
+                let flow = flows[flowID]
+                writeSample(
+                    name: metric,
+                    label: "flow",
+                    labelValue: flow.escaped,
+                    value: flow[keyPath: value],
+                    into: &output
+                )
             }
         }
 
@@ -531,8 +562,15 @@ public struct AnalysisEngine: Sendable {
             .sorted { $0.label < $1.label }
             for entry in series {
                 let escapedLabel = entry.id == Self.otherLabel ? "other" : topics[entry.id].escaped
-                let labels = "topic=\"" + topic.escaped + "\",dead_letter_topic=\"" + escapedLabel + "\""
-                writeSample(name: name, labels: labels, value: entry.count, into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "dead_letter_topic",
+                    labelValue2: escapedLabel,
+                    value: entry.count,
+                    into: &output
+                )
             }
         }
 
@@ -546,7 +584,8 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics where topics[topicID].deadLetterDelay.count > 0 {
             topics[topicID].deadLetterDelay.write(
                 name: name,
-                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                label: "topic",
+                labelValue: topics[topicID].escaped,
                 into: &output
             )
         }
@@ -554,8 +593,8 @@ public struct AnalysisEngine: Sendable {
         name = "flowmeter_records_consumed_total"
         writeHeader(name: name, type: "counter", help: "Records consumed and analyzed, by topic.", into: &output)
         for topicID in sortedTopics where topics[topicID].consumed > 0 {
-            let labels = "topic=\"" + topics[topicID].escaped + "\""
-            writeSample(name: name, labels: labels, value: topics[topicID].consumed, into: &output)
+            let topic = topics[topicID]
+            writeSample(name: name, label: "topic", labelValue: topic.escaped, value: topic.consumed, into: &output)
         }
     }
 }

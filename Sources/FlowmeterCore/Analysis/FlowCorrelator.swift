@@ -34,6 +34,13 @@ struct FlowCorrelator: Sendable {
     /// Requests waiting for a response, over all flows.
     var pendingCount: Int { live.count }
 
+    /// Entries held in the insertion queue and the deadline heap, live or stale (at most about twice the pending
+    /// requests plus a constant: the bound on memory).
+    var bookkeepingEntries: Int { order.count + deadlines.count }
+
+    /// Correlation keys with pending requests, over all flows.
+    var keyCount: Int { byKey.reduce(0) { $0 + $1.count } }
+
     /// Adds a request; `evicted` is called for each request dropped by the memory bound (possibly this one, when
     /// the bound is 0).
     mutating func addRequest(
