@@ -19,6 +19,33 @@
 /// every pending request. A request expires when the clock reaches its event time plus the flow's timeout; the
 /// clock moves (and expiry runs) before a record is matched, so a response at or past the timeout finds its
 /// request already counted as incomplete.
+///
+/// Semantics decisions:
+/// - **Every record** (DLQ copies, outbox-internal records, duplicates included) adds 1 to `events_total` and to the
+///   rollup events of its own topic. Redeliveries are counted in `events_duplicate_total` as well, never skipped.
+/// - **Tombstones** count as `type="tombstone"`, not in `events_invalid_total` (nor ``RollupDelta/invalid``).
+///   Raw and malformed records, and CloudEvents missing `id`, `source` or `type` or with an unsupported
+///   `specversion`, are invalid with the decoder's ``InvalidReason``.
+/// - **Type labels**: at most ``AnalyzerLimits/maxTypesPerTopic`` distinct CloudEvent types per topic; later ones,
+///   and types over 200 bytes or with control characters, are `other`. The fixed labels (`raw`, `tombstone`,
+///   `malformed`, `unknown`, `other`) are outside the limit; a CloudEvent type spelled like one shares its series.
+/// - **Duplicates** are CloudEvent ids seen before on the same topic among its last ``AnalyzerLimits/duplicateWindow``
+///   ids. A DLQ copy is compared with its own DLQ topic only. Duplicates are neither requests nor responses.
+/// - **Flows**: requests and responses are records of the normal role (not DLQ, not outbox-internal) that are
+///   CloudEvents or raw (not malformed, not tombstones) with a correlation key. A response completes the oldest
+///   pending request of its flow with the same key; a response without one is ignored (``unmatchedResponses``).
+///   Latency is response event time − request event time; a negative one is counted
+///   (`flow_negative_latency_total`, ``FlowCounts/negative``), consumes the request and stays out of the histogram
+///   and sketch. Every request is resolved exactly once: completed, negative, incomplete or evicted, all in the
+///   window of the request.
+/// - **Dead letters**: the original topic is the listed source, else `__topic`, else the CloudEvent `topic`, else
+///   `unknown`; one dead-letter topic names at most ``AnalyzerLimits/maxDeadLetterTopicsPerTopic`` original topics
+///   (header values are data), the rest are `other`, and one original topic has at most as many
+///   `dead_letter_topic` labels, the rest `other`. Distinct originals are remembered by (original topic, partition,
+///   offset), else by (original topic, CloudEvent id), among the last ``AnalyzerLimits/duplicateWindow`` originals
+///   over all dead-letter topics. The delay (DLQ record timestamp − `__timestamp`) is observed only when both are
+///   known; a negative one counts as 0.
+/// - **Delivery** (`event_delivery_seconds`) is observed only for a valid record timestamp; negative as 0.
 public struct AnalysisEngine: Sendable {
     // MARK: Configuration
 
@@ -278,6 +305,9 @@ public struct AnalysisEngine: Sendable {
             originName = listed
         } else if let header = origin?.originTopic, !header.isEmpty {
             originName = header
+        } else if let attribute = event.topicAttribute, !attribute.isEmpty {
+            // An empty `__topic` header: the decoder took the header; the CloudEvent still names the topic.
+            originName = attribute
         }
         var originID = intern(originName)
         // Bound the original topics one dead-letter topic can name (its headers are data, not configuration).
