@@ -15,6 +15,60 @@ import Testing
         #expect(correlator.keyCount == 1)
     }
 
+    @Test func outOfOrderExpiryUnlinksTheMiddleAndTailOfAKeysQueue() {
+        var correlator = FlowCorrelator(timeoutsMs: [10], maxPending: 10)
+        for time in [50, 5, 30, 1] as [Int64] { correlator.addRequest(flow: 0, key: "k", timeMs: time) { _ in } }
+        var expired: [Int64] = []
+        // Deadlines 60, 15, 40 and 11: the tail (1) and a middle entry (5) go first.
+        correlator.expire(clockMs: 20) { expired.append($0.timeMs) }
+        #expect(expired == [1, 5])
+        correlator.addRequest(flow: 0, key: "k", timeMs: 55) { _ in }
+        #expect(correlator.takeRequest(flow: 0, key: "k")?.timeMs == 50)
+        #expect(correlator.takeRequest(flow: 0, key: "k")?.timeMs == 30)
+        #expect(correlator.takeRequest(flow: 0, key: "k")?.timeMs == 55)
+        #expect(correlator.takeRequest(flow: 0, key: "k") == nil)
+        #expect(correlator.keyCount == 0)
+    }
+
+    @Test func randomOperationsMatchAReferenceModel() {
+        var generator = SeededGenerator(state: 11)
+        var correlator = FlowCorrelator(timeoutsMs: [40, 90], maxPending: 25)
+        // Reference: insertion-ordered list of (sequence, request).
+        var model: [(sequence: Int, request: PendingRequest)] = []
+        var sequence = 0
+        var clock: Int64 = 0
+        for _ in 0..<20_000 {
+            let flow = Int.random(in: 0..<2, using: &generator)
+            let key = "k\(Int.random(in: 0..<6, using: &generator))"
+            switch Int.random(in: 0..<3, using: &generator) {
+            case 0:
+                let time = clock + Int64.random(in: -20...20, using: &generator)
+                var evicted: [PendingRequest] = []
+                correlator.addRequest(flow: flow, key: key, timeMs: time) { evicted.append($0) }
+                model.append((sequence, PendingRequest(flow: flow, key: key, timeMs: time)))
+                sequence += 1
+                var expectedEvicted: [PendingRequest] = []
+                while model.count > 25 { expectedEvicted.append(model.removeFirst().request) }
+                #expect(evicted == expectedEvicted)
+            case 1:
+                let taken = correlator.takeRequest(flow: flow, key: key)
+                let index = model.firstIndex { $0.request.flow == flow && $0.request.key == key }
+                #expect(taken == index.map { model[$0].request })
+                if let index { model.remove(at: index) }
+            default:
+                clock += Int64.random(in: 0...15, using: &generator)
+                var expired: [PendingRequest] = []
+                correlator.expire(clockMs: clock) { expired.append($0) }
+                let timeouts: [Int64] = [40, 90]
+                let due = model.filter { $0.request.timeMs + timeouts[$0.request.flow] <= clock }
+                model.removeAll { $0.request.timeMs + timeouts[$0.request.flow] <= clock }
+                #expect(Set(expired) == Set(due.map(\.request)))
+                #expect(expired.count == due.count)
+            }
+            #expect(correlator.pendingCount == model.count)
+        }
+    }
+
     @Test func flowsHaveSeparateTables() {
         var correlator = FlowCorrelator(timeoutsMs: [1_000, 1_000], maxPending: 10)
         correlator.addRequest(flow: 0, key: "k", timeMs: 1) { _ in }
