@@ -166,34 +166,32 @@ struct SecondsHistogram: Sendable, Hashable {
         sumMs &+= value
     }
 
-    /// Appends `_bucket`, `_sum` and `_count` lines; `labels` is the escaped label list without braces
-    /// (e.g. `topic="a"`).
-    func write(name: String, labels: String, into output: inout String) {
+    /// Appends `_bucket`, `_sum` and `_count` lines for the series `{label="labelValue"}` (an escaped value).
+    func write(name: String, label: String, labelValue: String, into output: inout String) {
         var cumulative: Int64 = 0
         for index in 0..<buckets.count {
             cumulative += buckets[index]
             output += name
             output += "_bucket{"
-            output += labels
-            output += labels.isEmpty ? "le=\"" : ",le=\""
+            output += label
+            output += "=\""
+            output += labelValue
+            output += "\",le=\""
             output += Self.leLabels[index]
             output += "\"} "
             output += String(cumulative)
             output += "\n"
         }
-        let braced = labels.isEmpty ? "" : "{" + labels + "}"
-        output += name
-        output += "_sum"
-        output += braced
-        output += " "
-        output += formatSeconds(milliseconds: sumMs)
-        output += "\n"
-        output += name
-        output += "_count"
-        output += braced
-        output += " "
-        output += String(count)
-        output += "\n"
+        for (suffix, value) in [("_sum{", formatSeconds(milliseconds: sumMs)), ("_count{", String(count))] {
+            output += name
+            output += suffix
+            output += label
+            output += "=\""
+            output += labelValue
+            output += "\"} "
+            output += value
+            output += "\n"
+        }
     }
 }
 
@@ -243,12 +241,29 @@ func writeHeader(name: String, type: String, help: String, into output: inout St
     output += "\n"
 }
 
-/// Appends one sample line `name{labels} value`.
-func writeSample(name: String, labels: String, value: Int64, into output: inout String) {
+/// Appends one sample line `name{label="labelValue"[,label2="labelValue2"]} value` (label values escaped), without
+/// building intermediate strings.
+func writeSample(
+    name: String,
+    label: String,
+    labelValue: String,
+    label2: String? = nil,
+    labelValue2: String = "",
+    value: Int64,
+    into output: inout String
+) {
     output += name
     output += "{"
-    output += labels
-    output += "} "
+    output += label
+    output += "=\""
+    output += labelValue
+    if let label2 {
+        output += "\","
+        output += label2
+        output += "=\""
+        output += labelValue2
+    }
+    output += "\"} "
     output += String(value)
     output += "\n"
 }

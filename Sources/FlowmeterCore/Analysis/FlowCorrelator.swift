@@ -10,7 +10,8 @@ struct PendingRequest: Sendable, Hashable {
 
 /// Bounded request → response matching for all flows (one pending table per flow, one global memory bound).
 ///
-/// Requests wait in a per-flow, per-key FIFO; a response takes the oldest request with its key. Beyond
+/// Requests wait in a per-flow, per-key FIFO (a chain linked through the pending entries, so a request allocates
+/// nothing beyond its table slots); a response takes the oldest request with its key. Beyond
 /// `maxPending` requests in total the oldest (by insertion) is evicted. A request expires once the clock reaches
 /// its event time plus its flow's timeout; deadlines sit in one min-heap, so out-of-order request times expire
 /// exactly on time. Completed, evicted and expired requests leave stale entries behind in the insertion queue and
@@ -19,8 +20,8 @@ struct PendingRequest: Sendable, Hashable {
 struct FlowCorrelator: Sendable {
     let maxPending: Int
     let timeoutsMs: [Int64]
-    private(set) var live: [UInt64: PendingRequest] = [:]
-    private var byKey: [[String: [UInt64]]]
+    private var live: [UInt64: Entry] = [:]
+    private var byKey: [[String: Chain]]
     private var order = RingQueue<UInt64>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
@@ -34,6 +35,13 @@ struct FlowCorrelator: Sendable {
     /// Requests waiting for a response, over all flows.
     var pendingCount: Int { live.count }
 
+    /// Entries held in the insertion queue and the deadline heap, live or stale (at most about twice the pending
+    /// requests plus a constant: the bound on memory).
+    var bookkeepingEntries: Int { order.count + deadlines.count }
+
+    /// Correlation keys with pending requests, over all flows.
+    var keyCount: Int { byKey.reduce(0) { $0 + $1.count } }
+
     /// Adds a request; `evicted` is called for each request dropped by the memory bound (possibly this one, when
     /// the bound is 0).
     mutating func addRequest(
@@ -44,9 +52,13 @@ struct FlowCorrelator: Sendable {
     ) {
         let sequence = nextSequence
         nextSequence += 1
-        let request = PendingRequest(flow: flow, key: key, timeMs: timeMs)
-        live[sequence] = request
-        byKey[flow][key, default: []].append(sequence)
+        live[sequence] = Entry(request: PendingRequest(flow: flow, key: key, timeMs: timeMs))
+        if let tail = byKey[flow][key]?.tail {
+            live[tail]?.next = sequence
+            byKey[flow][key]?.tail = sequence
+        } else {
+            byKey[flow][key] = Chain(head: sequence, tail: sequence)
+        }
         order.append(sequence)
         let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
         deadlines.push(.init(deadlineMs: overflow ? Int64.max : deadline, sequence: sequence))
@@ -58,7 +70,7 @@ struct FlowCorrelator: Sendable {
 
     /// Takes the oldest pending request of `flow` with `key`, if any.
     mutating func takeRequest(flow: Int, key: String) -> PendingRequest? {
-        guard let sequence = byKey[flow][key]?.first, let request = remove(sequence: sequence) else { return nil }
+        guard let sequence = byKey[flow][key]?.head, let request = remove(sequence: sequence) else { return nil }
         compactIfNeeded()
         return request
     }
@@ -80,11 +92,28 @@ struct FlowCorrelator: Sendable {
     /// a hint for skipping work).
     var earliestDeadlineMs: Int64? { deadlines.first?.deadlineMs }
 
+    /// Removes a pending request and unlinks it from its key's chain (usually its head; out-of-order expiry may
+    /// remove a later one, found by walking the chain).
     private mutating func remove(sequence: UInt64) -> PendingRequest? {
-        guard let request = live.removeValue(forKey: sequence) else { return nil }
-        if let index = byKey[request.flow][request.key]?.firstIndex(of: sequence) {
-            byKey[request.flow][request.key]?.remove(at: index)
-            if byKey[request.flow][request.key]?.isEmpty == true { byKey[request.flow][request.key] = nil }
+        guard let entry = live.removeValue(forKey: sequence) else { return nil }
+        let request = entry.request
+        guard let chain = byKey[request.flow][request.key] else { return request }
+        if chain.head == sequence {
+            if let next = entry.next {
+                byKey[request.flow][request.key]?.head = next
+            } else {
+                byKey[request.flow][request.key] = nil
+            }
+            return request
+        }
+        var previous = chain.head
+        while let next = live[previous]?.next {
+            if next == sequence {
+                live[previous]?.next = entry.next
+                if chain.tail == sequence { byKey[request.flow][request.key]?.tail = previous }
+                break
+            }
+            previous = next
         }
         return request
     }
@@ -100,4 +129,16 @@ struct FlowCorrelator: Sendable {
             deadlines.retain { live[$0.sequence] != nil }
         }
     }
+}
+
+/// A pending request and the next request with the same flow and key.
+private struct Entry: Sendable {
+    var request: PendingRequest
+    var next: UInt64?
+}
+
+/// The oldest and newest pending request of one flow and key.
+private struct Chain: Sendable {
+    var head: UInt64
+    var tail: UInt64
 }
