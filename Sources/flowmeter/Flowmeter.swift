@@ -7,6 +7,6 @@ struct Flowmeter: AsyncParsableCommand {
         commandName: "flowmeter",
         abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
         version: flowmeterVersion,
-        subcommands: [DevKafkaCommand.self, CheckCommand.self]
+        subcommands: [DevKafkaCommand.self, CheckCommand.self, MigrateCommand.self]
     )
 }
