@@ -98,15 +98,26 @@ public enum SchemaMigrator {
                 logger.debug("Could not release the migration lock", metadata: [RollupLogKeys.error: "\(error)"])
             }
         }
-        try connection.execute("CREATE SCHEMA IF NOT EXISTS flowmeter")
-        try connection.execute(
+        // Checked first rather than with IF NOT EXISTS, whose notices would be logged on every start.
+        let existing = try connection.query(
             """
-            CREATE TABLE IF NOT EXISTS flowmeter.schema_migrations (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
+            SELECT to_regnamespace('flowmeter') IS NOT NULL AS schema,
+                to_regclass('flowmeter.schema_migrations') IS NOT NULL AS migrations
             """
         )
+        if try existing[0].bool("schema") != true {
+            try connection.execute("CREATE SCHEMA flowmeter")
+        }
+        if try existing[0].bool("migrations") != true {
+            try connection.execute(
+                """
+                CREATE TABLE flowmeter.schema_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            )
+        }
         let rows = try connection.query("SELECT version FROM flowmeter.schema_migrations")
         var present = Set<Int64>()
         for row in rows {
@@ -523,34 +534,51 @@ private let version1: [String] = [
     """,
     """
     create view flowmeter.deadletters_1m as
-    with dead as (
+    select
+        window_start,
+        topic,
+        events,
+        dead_lettered,
+        case when events = 0 then null else dead_lettered::double precision / events end as ratio,
+        flowmeter.quantile(delay_sketch, 0.95) as p95_delay_ms,
+        delay_sketch,
+        copies
+    from (
         select
             window_start,
             topic,
-            sum(distinct_originals)::bigint as dead_lettered,
-            sum(copies)::bigint as copies,
-            flowmeter.merge_sketch(delay) as delay_sketch
-        from flowmeter.rollup_deadletters
+            sum(events)::bigint as events,
+            sum(dead_lettered)::bigint as dead_lettered,
+            flowmeter.merge_sketch(delay) as delay_sketch,
+            sum(copies)::bigint as copies
+        from (
+            select window_start, topic, events, 0 as dead_lettered, 0 as copies, null::flowmeter.sketch as delay
+            from flowmeter.rollup_events
+            union all
+            select window_start, topic, 0, distinct_originals, copies, delay
+            from flowmeter.rollup_deadletters
+        ) as facts
         group by window_start, topic
-    ), counted as (
-        select window_start, topic, sum(events)::bigint as events
-        from flowmeter.rollup_events
-        group by window_start, topic
-    )
-    select
-        coalesce(d.window_start, c.window_start) as window_start,
-        coalesce(d.topic, c.topic) as topic,
-        coalesce(c.events, 0) as events,
-        coalesce(d.dead_lettered, 0) as dead_lettered,
-        case
-            when coalesce(c.events, 0) = 0 then null
-            else coalesce(d.dead_lettered, 0)::double precision / c.events
-        end as ratio,
-        flowmeter.quantile(d.delay_sketch, 0.95) as p95_delay_ms,
-        d.delay_sketch,
-        coalesce(d.copies, 0) as copies
-    from dead as d
-    full join counted as c on c.window_start = d.window_start and c.topic = d.topic
+    ) as windows
+    """,
+    """
+    comment on view flowmeter.deadletters_1m is
+        'Per minute of the original record timestamp and original topic: every (window_start, topic) that has '
+        'events or dead letters. events = records of the topic in the window (all types); dead_lettered = distinct '
+        'originals over all its dead-letter topics; ratio = dead_lettered / events, NULL when events = 0 and 0 when '
+        'nothing was dead-lettered; delay_sketch (time to dead-letter) is NULL without dead letters. Sum events and '
+        'dead_lettered over a range for the ratio of the range.'
+    """,
+    """
+    comment on view flowmeter.flow_latency_1m is
+        'Per minute of the request record timestamp and flow: completed and incomplete requests, percentiles and '
+        'maximum of the completed requests latency in ms (NULL without completed requests), and the sketch; '
+        'negative (response stamped before the request) and evicted (memory bound) follow the contract columns.'
+    """,
+    """
+    comment on function flowmeter.quantile(flowmeter.merged_sketch, double precision) is
+        'The q-quantile (0..1) in milliseconds: rank floor(q*(count-1)), within 1% of the exact value; '
+        'NULL for an empty sketch or q outside 0..1.'
     """,
     """
     create view flowmeter.invalid_1m as
