@@ -7,6 +7,8 @@ struct Flowmeter: AsyncParsableCommand {
         commandName: "flowmeter",
         abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
         version: flowmeterVersion,
-        subcommands: [RunCommand.self, MigrateCommand.self, CheckCommand.self, DevKafkaCommand.self]
+        subcommands: [
+            RunCommand.self, BackfillCommand.self, MigrateCommand.self, CheckCommand.self, DevKafkaCommand.self,
+        ]
     )
 }

@@ -137,6 +137,19 @@ struct DeadlineHeap: Sendable {
     }
 }
 
+/// The latency bucket layout every Flowmeter histogram shares (DESIGN.md 3.3); 0.5 s is the SLO boundary.
+public enum LatencyBuckets {
+    /// Upper bounds in seconds.
+    public static let seconds: [Double] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+    ]
+    /// The `le` label values, `+Inf` last.
+    public static let labels: [String] = [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
+        "60", "120", "300", "600", "+Inf",
+    ]
+}
+
 /// A Prometheus histogram over the shared latency bucket layout (DESIGN.md 3.3), fed in whole milliseconds.
 struct SecondsHistogram: Sendable, Hashable {
     /// Upper bounds in milliseconds.
@@ -144,10 +157,7 @@ struct SecondsHistogram: Sendable, Hashable {
         1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
     ]
     /// The `le` label values, `+Inf` last.
-    static let leLabels: [String] = [
-        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
-        "60", "120", "300", "600", "+Inf",
-    ]
+    static let leLabels = LatencyBuckets.labels
 
     /// Per-bucket (not cumulative) counts; the last one is above the highest bound.
     var buckets = [Int64](repeating: 0, count: 19)
