@@ -57,7 +57,8 @@ public enum SchemaMigrator {
 
     /// The migrations, in version order.
     public static let migrations: [SchemaMigration] = [
-        SchemaMigration(version: 1, summary: "rollup tables, views, sketch type and functions", statements: version1)
+        SchemaMigration(version: 1, summary: "rollup tables, views, sketch type and functions", statements: version1),
+        SchemaMigration(version: 2, summary: "pending flow requests and the flow clock", statements: version2),
     ]
 
     /// The newest version.
@@ -584,5 +585,45 @@ private let version1: [String] = [
     create view flowmeter.invalid_1m as
     select window_start, topic, reason, events
     from flowmeter.rollup_invalid
+    """,
+]
+
+// MARK: - Version 2
+
+/// Version 2: the flow requests pending at the last write and the flow clock, per consumer group, so that a
+/// restarted analyzer resumes flow correlation where the stored offsets resume consumption.
+private let version2: [String] = [
+    """
+    create table flowmeter.pending_flows (
+        group_id text not null,
+        flow text not null,
+        request_topic text not null,
+        request_partition integer not null,
+        request_offset bigint not null,
+        correlation_key text not null,
+        request_ts_ms bigint not null,
+        window_start timestamptz not null,
+        deadline_ms bigint not null,
+        sequence bigint not null,
+        primary key (group_id, request_topic, request_partition, request_offset, flow)
+    )
+    """,
+    """
+    comment on table flowmeter.pending_flows is
+        'Flow requests consumed (their offset is stored) whose response had not arrived at the last write, per '
+        'consumer group. Written in the same transaction as the rollups and offsets; read back on start. '
+        'deadline_ms is the flow-clock time of expiry; sequence orders the requests (FIFO per correlation key).'
+    """,
+    """
+    create table flowmeter.flow_clock (
+        group_id text primary key,
+        clock_ms bigint not null,
+        updated_at timestamptz not null default now()
+    )
+    """,
+    """
+    comment on table flowmeter.flow_clock is
+        'The analyzer flow clock (largest record timestamp seen, in ms) at the last write, per consumer group: '
+        'restored with flowmeter.pending_flows so that expiry resumes exactly.'
     """,
 ]

@@ -38,18 +38,32 @@ public struct RollupWriteCounts: Sendable, Hashable {
     public var invalid = 0
     /// Rows of `flowmeter.consumer_offsets`.
     public var offsets = 0
+    /// Rows inserted into `flowmeter.pending_flows` (already stored ones are left as they are).
+    public var pendingAdded = 0
+    /// Rows deleted from `flowmeter.pending_flows`.
+    public var pendingRemoved = 0
 
     /// Creates counts; all zero by default.
-    public init(events: Int = 0, flows: Int = 0, deadLetters: Int = 0, invalid: Int = 0, offsets: Int = 0) {
+    public init(
+        events: Int = 0,
+        flows: Int = 0,
+        deadLetters: Int = 0,
+        invalid: Int = 0,
+        offsets: Int = 0,
+        pendingAdded: Int = 0,
+        pendingRemoved: Int = 0
+    ) {
         self.events = events
         self.flows = flows
         self.deadLetters = deadLetters
         self.invalid = invalid
         self.offsets = offsets
+        self.pendingAdded = pendingAdded
+        self.pendingRemoved = pendingRemoved
     }
 
-    /// All rows.
-    public var total: Int { events + flows + deadLetters + invalid + offsets }
+    /// All rows (the flow clock row not included).
+    public var total: Int { events + flows + deadLetters + invalid + offsets + pendingAdded + pendingRemoved }
 }
 
 /// Writes rollup deltas and consumed offsets to the `flowmeter` schema, exactly once (STYLE.md §3).
@@ -85,20 +99,29 @@ public final class RollupWriter: Sendable {
 
     // MARK: - Writing
 
-    /// Adds `delta` to the rollups and sets the given partitions' next offsets, in one transaction.
+    /// Adds `delta` to the rollups, sets the given partitions' next offsets and applies the pending flow request
+    /// changes, in one transaction.
     ///
     /// Offsets are set to exactly the values given (not only forward); partitions not listed keep theirs. When a
-    /// partition is listed twice, the last entry wins.
+    /// partition is listed twice, the last entry wins. Pending requests of this writer's group are deleted (those
+    /// in `pending.removed`), then inserted (`pending.added`; a request already stored is left as it is), and the
+    /// group's flow clock is set to `pending.flowClockMs` unless that is `Int64.min`.
     ///
     /// - Parameters:
     ///   - delta: The rollup deltas accumulated since the last write.
     ///   - nextOffsets: The next offset of every partition whose records `delta` accounts for.
+    ///   - pending: The engine's ``AnalysisEngine/takePendingChanges()`` taken with `delta`.
     /// - Returns: The rows inserted or updated per table.
-    /// - Throws: A ``PQError`` if any statement fails; then nothing was stored (neither rollups nor offsets). A
-    ///   deadlock (`40P01`) or serialization failure is ``PQError/isRetriable``: write the same delta again.
+    /// - Throws: A ``PQError`` if any statement fails; then nothing was stored (neither rollups nor offsets nor
+    ///   pending requests). A deadlock (`40P01`) or serialization failure is ``PQError/isRetriable``: write the
+    ///   same delta and changes again.
     @discardableResult
-    public func write(_ delta: RollupDelta, nextOffsets: [PartitionOffset]) throws(PQError) -> RollupWriteCounts {
-        let statements = RollupStatements(delta: delta, nextOffsets: nextOffsets, group: group)
+    public func write(
+        _ delta: RollupDelta,
+        nextOffsets: [PartitionOffset],
+        pending: PendingFlowChanges = .empty
+    ) throws(PQError) -> RollupWriteCounts {
+        let statements = RollupStatements(delta: delta, nextOffsets: nextOffsets, pending: pending, group: group)
         let counts = try runTransaction(connection) { transaction throws(PQError) in
             var counts = RollupWriteCounts()
             if let events = statements.events { counts.events = try transaction.execute(events.sql, events.params) }
@@ -112,6 +135,13 @@ public final class RollupWriter: Sendable {
             if let offsets = statements.offsets {
                 counts.offsets = try transaction.execute(offsets.sql, offsets.params)
             }
+            if let removed = statements.pendingRemoved {
+                counts.pendingRemoved = try transaction.execute(removed.sql, removed.params)
+            }
+            if let added = statements.pendingAdded {
+                counts.pendingAdded = try transaction.execute(added.sql, added.params)
+            }
+            if let clock = statements.flowClock { try transaction.execute(clock.sql, clock.params) }
             return counts
         }
         logger.debug("Wrote rollups", metadata: [RollupLogKeys.rows: "\(counts.total)"])
@@ -170,6 +200,60 @@ public final class RollupWriter: Sendable {
             offsets[TopicPartition(topic, Int32(partition))] = offset
         }
         return offsets
+    }
+
+    // MARK: - Pending flow requests
+
+    /// The pending flow requests stored for this writer's group, in insertion order: pass them to
+    /// ``AnalysisEngine/restorePending(_:flowClockMs:)`` with ``storedFlowClockMs()`` before consuming.
+    ///
+    /// - Returns: The stored requests, by sequence.
+    /// - Throws: A ``PQError`` if the query fails.
+    public func loadPending() throws(PQError) -> [PendingFlowRequest] {
+        let rows = try connection.query(
+            """
+            SELECT flow, request_topic, request_partition, request_offset, correlation_key, request_ts_ms,
+                (extract(epoch FROM window_start) * 1000)::int8 AS window_ms, deadline_ms, sequence
+            FROM flowmeter.pending_flows
+            WHERE group_id = $1::text
+            ORDER BY sequence, request_topic, request_partition, request_offset, flow
+            """,
+            [.string(group)]
+        )
+        var requests: [PendingFlowRequest] = []
+        for row in rows {
+            guard let flow = try row.string(0), let topic = try row.string(1), let partition = try row.int64(2),
+                let offset = try row.int64(3), let key = try row.string(4), let timestamp = try row.int64(5),
+                let window = try row.int64(6), let deadline = try row.int64(7), let sequence = try row.int64(8)
+            else { continue }
+            requests.append(
+                PendingFlowRequest(
+                    flow: flow,
+                    topic: topic,
+                    partition: Int32(truncatingIfNeeded: partition),
+                    offset: offset,
+                    correlationKey: key,
+                    timestampMs: timestamp,
+                    windowStartMs: window,
+                    deadlineMs: deadline,
+                    sequence: UInt64(bitPattern: sequence)
+                )
+            )
+        }
+        return requests
+    }
+
+    /// The flow clock stored for this writer's group by the last write that had one.
+    ///
+    /// - Returns: The clock in milliseconds, or `nil` if none is stored.
+    /// - Throws: A ``PQError`` if the query fails.
+    public func storedFlowClockMs() throws(PQError) -> Int64? {
+        let rows = try connection.query(
+            "SELECT clock_ms FROM flowmeter.flow_clock WHERE group_id = $1::text",
+            [.string(group)]
+        )
+        guard let row = rows.first else { return nil }
+        return try row.int64(0)
     }
 
     // MARK: - Retention
@@ -240,13 +324,90 @@ struct RollupStatements {
     var deadLetters: SQLCommand?
     var invalid: SQLCommand?
     var offsets: SQLCommand?
+    var pendingRemoved: SQLCommand?
+    var pendingAdded: SQLCommand?
+    var flowClock: SQLCommand?
 
-    init(delta: RollupDelta, nextOffsets: [PartitionOffset], group: String) {
+    init(delta: RollupDelta, nextOffsets: [PartitionOffset], pending: PendingFlowChanges = .empty, group: String) {
         events = Self.events(delta.events)
         flows = Self.flows(delta.flows)
         deadLetters = Self.deadLetters(delta.deadLetters)
         invalid = Self.invalid(delta.invalid)
         offsets = Self.offsets(nextOffsets, group: group)
+        pendingRemoved = Self.pendingRemoved(pending.removed, group: group)
+        pendingAdded = Self.pendingAdded(pending.added, group: group)
+        flowClock = Self.flowClock(pending.flowClockMs, group: group)
+    }
+
+    private static func pendingRemoved(_ removed: [PendingFlowKey], group: String) -> SQLCommand? {
+        guard !removed.isEmpty else { return nil }
+        let rows = removed.sorted {
+            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
+        }
+        return SQLCommand(
+            sql: """
+                DELETE FROM flowmeter.pending_flows AS p
+                USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
+                WHERE p.group_id = $1::text AND p.request_topic = u.topic AND p.request_partition = u.partition
+                    AND p.request_offset = u."offset" AND p.flow = u.flow
+                """,
+            params: [
+                .string(group),
+                .string(SQLArray.text(rows.map(\.topic))),
+                .string(SQLArray.integers(rows.map { Int64($0.partition) })),
+                .string(SQLArray.integers(rows.map(\.offset))),
+                .string(SQLArray.text(rows.map(\.flow))),
+            ]
+        )
+    }
+
+    private static func pendingAdded(_ added: [PendingFlowRequest], group: String) -> SQLCommand? {
+        guard !added.isEmpty else { return nil }
+        let rows = added.sorted {
+            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
+        }
+        return SQLCommand(
+            sql: """
+                INSERT INTO flowmeter.pending_flows (
+                    group_id, flow, request_topic, request_partition, request_offset, correlation_key,
+                    request_ts_ms, window_start, deadline_ms, sequence
+                )
+                SELECT $1::text, u.flow, u.topic, u.partition, u."offset", u.correlation_key, u.ts_ms,
+                    timestamptz 'epoch' + u.window_ms * interval '1 millisecond', u.deadline_ms, u.sequence
+                FROM unnest(
+                    $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[],
+                    $10::int8[]
+                ) WITH ORDINALITY AS u (
+                    flow, topic, partition, "offset", correlation_key, ts_ms, window_ms, deadline_ms, sequence, ord
+                )
+                ORDER BY u.ord
+                ON CONFLICT (group_id, request_topic, request_partition, request_offset, flow) DO NOTHING
+                """,
+            params: [
+                .string(group),
+                .string(SQLArray.text(rows.map(\.flow))),
+                .string(SQLArray.text(rows.map(\.topic))),
+                .string(SQLArray.integers(rows.map { Int64($0.partition) })),
+                .string(SQLArray.integers(rows.map(\.offset))),
+                .string(SQLArray.text(rows.map(\.correlationKey))),
+                .string(SQLArray.integers(rows.map(\.timestampMs))),
+                .string(SQLArray.integers(rows.map(\.windowStartMs))),
+                .string(SQLArray.integers(rows.map(\.deadlineMs))),
+                .string(SQLArray.integers(rows.map { Int64(bitPattern: $0.sequence) })),
+            ]
+        )
+    }
+
+    private static func flowClock(_ clockMs: Int64, group: String) -> SQLCommand? {
+        guard clockMs != .min else { return nil }
+        return SQLCommand(
+            sql: """
+                INSERT INTO flowmeter.flow_clock AS t (group_id, clock_ms, updated_at)
+                VALUES ($1::text, $2::int8, now())
+                ON CONFLICT (group_id) DO UPDATE SET clock_ms = excluded.clock_ms, updated_at = excluded.updated_at
+                """,
+            params: [.string(group), .int64(clockMs)]
+        )
     }
 
     private static func events(_ events: [EventKey: EventCounts]) -> SQLCommand? {

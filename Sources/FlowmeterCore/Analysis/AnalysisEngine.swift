@@ -62,6 +62,8 @@ public struct AnalysisEngine: Sendable {
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
     private var clockMs: Int64 = .min
     private var unmatchedResponsesCount: Int64 = 0
+    /// Restored requests of unknown flows, reported as removed by the next ``takePendingChanges()``.
+    private var orphanedPending: [PendingFlowKey] = []
 
     // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
 
@@ -199,7 +201,14 @@ public struct AnalysisEngine: Sendable {
             && (event.isCloudEvent || event.parserClass == .raw)
             && !(topics[topicID].responseFlows.isEmpty && topics[topicID].requestFlows.isEmpty)
         {
-            correlate(event, topic: topicID, eventTimeMs: eventTimeMs, headers: headers, value: value)
+            correlate(
+                event,
+                topic: topicID,
+                origin: RequestOrigin(topic: topic, partition: partition, offset: offset),
+                eventTimeMs: eventTimeMs,
+                headers: headers,
+                value: value
+            )
         }
     }
 
@@ -229,6 +238,7 @@ public struct AnalysisEngine: Sendable {
     private mutating func correlate(
         _ event: DecodedEvent,
         topic: Int,
+        origin: RequestOrigin,
         eventTimeMs: Int64,
         headers: [RecordHeader],
         value: UnsafeRawBufferPointer?
@@ -261,12 +271,102 @@ public struct AnalysisEngine: Sendable {
                 continue
             }
             var evicted: [PendingRequest] = []
-            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs) { evicted.append($0) }
-            for request in evicted {
-                flows[request.flow].evicted += 1
-                flowDeltas[flowKey(request), default: FlowCounts()].evicted += 1
+            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) {
+                evicted.append($0)
             }
+            countEvicted(evicted)
         }
+    }
+
+    private mutating func countEvicted(_ evicted: [PendingRequest]) {
+        for request in evicted {
+            flows[request.flow].evicted += 1
+            flowDeltas[flowKey(request), default: FlowCounts()].evicted += 1
+        }
+    }
+
+    // MARK: - Pending flow requests (crash safety)
+
+    /// Returns the changes to the pending flow requests since the last call (or since the engine was created or
+    /// restored) and starts a new journal; cheap: it reads only the requests added and the persisted requests
+    /// removed since the last call.
+    ///
+    /// Take it together with ``takeRollupDelta()`` and store both, with the next offsets, in one transaction: the
+    /// store then holds exactly the requests pending at that moment, which ``restorePending(_:flowClockMs:)``
+    /// brings back after a restart. A request added and resolved between two takes appears in neither list.
+    /// The changes are not kept: if storing them fails, store them again (or restart from the store).
+    public mutating func takePendingChanges() -> PendingFlowChanges {
+        let (added, removed) = correlator.takeChanges()
+        var changes = PendingFlowChanges(flowClockMs: clockMs)
+        changes.added.reserveCapacity(added.count)
+        for snapshot in added {
+            changes.added.append(
+                PendingFlowRequest(
+                    flow: flows[snapshot.request.flow].name,
+                    topic: snapshot.origin.topic,
+                    partition: snapshot.origin.partition,
+                    offset: snapshot.origin.offset,
+                    correlationKey: snapshot.request.key,
+                    timestampMs: snapshot.request.timeMs,
+                    windowStartMs: windowStart(ofEventTimeMs: snapshot.request.timeMs),
+                    deadlineMs: snapshot.deadlineMs,
+                    sequence: snapshot.sequence
+                )
+            )
+        }
+        changes.removed = orphanedPending
+        orphanedPending.removeAll()
+        changes.removed.reserveCapacity(changes.removed.count + removed.count)
+        for (flow, origin) in removed {
+            changes.removed.append(
+                PendingFlowKey(
+                    flow: flows[flow].name,
+                    topic: origin.topic,
+                    partition: origin.partition,
+                    offset: origin.offset
+                )
+            )
+        }
+        return changes
+    }
+
+    /// Re-adds stored pending flow requests (after a restart), before any record is processed.
+    ///
+    /// Nothing is counted: not as events, not as requests, and the requests are not reported as added by
+    /// ``takePendingChanges()`` (they are already stored); they are reported as removed once they are resolved,
+    /// and then counted once, like any request, in the window of their timestamp. They keep their deadline, FIFO
+    /// order per key and eviction order (by ``PendingFlowRequest/sequence``). Beyond
+    /// ``AnalyzerLimits/maxPendingFlowRequests`` the oldest are evicted and counted as evicted (resolved once).
+    /// Requests of a flow the engine does not know are dropped, uncounted, and reported as removed. A request
+    /// already pending (same ``PendingFlowRequest/key``) is skipped.
+    ///
+    /// - Parameters:
+    ///   - requests: The stored requests, in any order.
+    ///   - flowClockMs: The stored flow clock (``PendingFlowChanges/flowClockMs``); the clock moves to it if it is
+    ///     later, without expiring anything (a stored request's deadline is after it unless it was added late).
+    public mutating func restorePending(_ requests: [PendingFlowRequest], flowClockMs: Int64 = .min) {
+        if flowClockMs > clockMs { clockMs = flowClockMs }
+        var flowIDs: [String: Int] = [:]
+        for (index, flow) in flows.enumerated() where flowIDs[flow.name] == nil { flowIDs[flow.name] = index }
+        var snapshots: [PendingSnapshot] = []
+        snapshots.reserveCapacity(requests.count)
+        for request in requests {
+            guard let flow = flowIDs[request.flow] else {
+                orphanedPending.append(request.key)
+                continue
+            }
+            snapshots.append(
+                PendingSnapshot(
+                    request: PendingRequest(flow: flow, key: request.correlationKey, timeMs: request.timestampMs),
+                    origin: RequestOrigin(topic: request.topic, partition: request.partition, offset: request.offset),
+                    deadlineMs: request.deadlineMs,
+                    sequence: request.sequence
+                )
+            )
+        }
+        var evicted: [PendingRequest] = []
+        correlator.restore(snapshots) { evicted.append($0) }
+        countEvicted(evicted)
     }
 
     private func correlationKey(
