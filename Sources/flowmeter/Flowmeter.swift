@@ -7,6 +7,6 @@ struct Flowmeter: AsyncParsableCommand {
         commandName: "flowmeter",
         abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
         version: flowmeterVersion,
-        subcommands: [RunCommand.self, MigrateCommand.self, CheckCommand.self, DevKafkaCommand.self]
+        subcommands: [RunCommand.self, MigrateCommand.self, QueryCommand.self, CheckCommand.self, DevKafkaCommand.self]
     )
 }
