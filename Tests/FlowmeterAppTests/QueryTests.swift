@@ -444,8 +444,8 @@ private func expectAligned(
         ],
         rows: [
             [
-                .text("a,b"), .integer(1234), .decimal(12.345, places: 1), .ratio(0.0512),
-                .time(Date(timeIntervalSince1970: 0)),
+                .text("a,b"), .integer(1234), .decimal(12.3456, places: 1), .ratio(0.0512),
+                .time(Date(timeIntervalSince1970: 0.25)),
             ],
             [.text("say \"hi\""), .integer(-5), .null, .null, .null],
             [.text("two\nlines"), .integer(0), .decimal(0.04, places: 1), .ratio(1), .text("x")],
@@ -481,9 +481,9 @@ private func expectAligned(
         #expect(parsed.count == 3)
         #expect(parsed[0]["name"] as? String == "a,b")
         #expect((parsed[0]["count"] as? NSNumber)?.int64Value == 1234)
-        #expect((parsed[0]["p95_ms"] as? NSNumber)?.doubleValue == 12.345)
+        #expect((parsed[0]["p95_ms"] as? NSNumber)?.doubleValue == 12.346)
         #expect((parsed[0]["ratio"] as? NSNumber)?.doubleValue == 0.0512)
-        #expect(parsed[0]["at"] as? String == "1970-01-01T00:00:00Z")
+        #expect(parsed[0]["at"] as? String == "1970-01-01T00:00:00.250Z")
         #expect(parsed[1]["name"] as? String == "say \"hi\"")
         #expect((parsed[1]["count"] as? NSNumber)?.int64Value == -5)
         #expect(parsed[1]["p95_ms"] is NSNull)
@@ -497,7 +497,7 @@ private func expectAligned(
         #expect(
             QueryRenderer.render(result, format: .csv)
                 == "name,count,p95_ms,ratio,at\r\n"
-                + "\"a,b\",1234,12.345,0.0512,1970-01-01T00:00:00Z\r\n"
+                + "\"a,b\",1234,12.346,0.0512,1970-01-01T00:00:00.250Z\r\n"
                 + "\"say \"\"hi\"\"\",-5,,,\r\n"
                 + "\"two\nlines\",0,0.04,1.0,x\r\n"
         )

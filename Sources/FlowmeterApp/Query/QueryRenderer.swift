@@ -62,8 +62,15 @@ public enum QueryRenderer {
         case .integer(let value): String(value)
         case .decimal(let value, let places): fixed(value, places: places)
         case .ratio(let value): fixed(value * 100, places: 2) + "%"
-        case .time(let date): formatRFC3339(date)
+        case .time(let date): formatRFC3339(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
         }
+    }
+
+    /// A decimal for JSON and CSV: rounded to 0.001 (a sketch's quantiles are within 1% anyway), shortest text.
+    private static func machineText(_ value: Double) -> String? {
+        guard value.isFinite else { return nil }
+        let rounded = (value * 1000).rounded() / 1000
+        return rounded.isFinite ? String(rounded) : String(value)
     }
 
     /// `value` with exactly `places` decimals, rounded half away from zero; `-0.0` shows as `0.0`.
@@ -92,7 +99,8 @@ public enum QueryRenderer {
         case .null: "null"
         case .text(let text): jsonString(text)
         case .integer(let value): String(value)
-        case .decimal(let value, _), .ratio(let value): value.isFinite ? String(value) : "null"
+        case .decimal(let value, _): machineText(value) ?? "null"
+        case .ratio(let value): value.isFinite ? String(value) : "null"
         case .time(let date): jsonString(formatRFC3339(date))
         }
     }
@@ -133,7 +141,8 @@ public enum QueryRenderer {
         case .null: ""
         case .text(let text): text
         case .integer(let value): String(value)
-        case .decimal(let value, _), .ratio(let value): value.isFinite ? String(value) : ""
+        case .decimal(let value, _): machineText(value) ?? ""
+        case .ratio(let value): value.isFinite ? String(value) : ""
         case .time(let date): formatRFC3339(date)
         }
     }

@@ -8,11 +8,11 @@ public enum QueryCell: Sendable, Hashable {
     case text(String)
     /// A count or an offset.
     case integer(Int64)
-    /// A number shown in a table with `places` decimals, e.g. milliseconds with 1; exact in JSON and CSV.
+    /// A number shown in a table with `places` decimals, e.g. milliseconds with 1; to 0.001 in JSON and CSV.
     case decimal(Double, places: Int)
     /// A fraction (0.05), shown in a table as a percentage with 2 decimals (`5.00%`); the fraction in JSON and CSV.
     case ratio(Double)
-    /// An instant, in RFC 3339 UTC.
+    /// An instant, in RFC 3339 UTC: to the second in a table, with milliseconds (when any) in JSON and CSV.
     case time(Date)
 
     /// Whether the cell is a number (right-aligned in a table).
