@@ -8,7 +8,8 @@ struct Flowmeter: AsyncParsableCommand {
         abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
         version: flowmeterVersion,
         subcommands: [
-            RunCommand.self, BackfillCommand.self, MigrateCommand.self, CheckCommand.self, DevKafkaCommand.self,
+            RunCommand.self, BackfillCommand.self, QueryCommand.self, MigrateCommand.self, CheckCommand.self,
+            DevKafkaCommand.self,
         ]
     )
 }
