@@ -2,6 +2,7 @@ import FlowmeterCore
 import Foundation
 import Kafka
 import Logging
+import Postgres
 import ServiceLifecycle
 import Synchronization
 
@@ -106,6 +107,10 @@ final class Intake: Service {
         /// Deltas and next offsets analyzed since the last successful flush.
         var pendingDelta = RollupDelta()
         var pendingNext: [TopicPartition: Int64] = [:]
+        /// Changes to the pending flow requests since the last successful flush.
+        var pendingFlows = PendingFlowChanges.empty
+        /// Whether the engine holds the pending flow requests stored in PostgreSQL (read before the first record).
+        var pendingRestored = false
         var unflushedRecords = 0
         var nextFlushAtMs: Int64 = 0
         var backoffMs: Int64 = 1000
@@ -227,9 +232,10 @@ final class Intake: Service {
         @discardableResult
         func flush(now: Int64) -> Bool {
             guard let sink else { return true }
-            let delta = intake.shared.engine.withLock { $0.takeRollupDelta() }
+            let (delta, changes) = intake.shared.engine.withLock { ($0.takeRollupDelta(), $0.takePendingChanges()) }
             pendingDelta.merge(delta)
-            guard !pendingDelta.isEmpty || !pendingNext.isEmpty else {
+            pendingFlows.absorb(changes)
+            guard !pendingDelta.isEmpty || !pendingNext.isEmpty || !pendingFlows.isEmpty else {
                 nextFlushAtMs = now + flushIntervalMs
                 return true
             }
@@ -239,7 +245,7 @@ final class Intake: Service {
                 let offsets = pendingNext.map {
                     PartitionOffset(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value)
                 }
-                let counts = try writer.write(pendingDelta, nextOffsets: offsets)
+                let counts = try writer.write(pendingDelta, nextOffsets: offsets, pending: pendingFlows)
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
@@ -247,6 +253,7 @@ final class Intake: Service {
                 commitToKafka(pendingNext.mapValues { $0 - 1 })
                 pendingDelta = RollupDelta()
                 pendingNext = [:]
+                pendingFlows = .empty
                 unflushedRecords = 0
                 backoffMs = 1000
                 nextFlushAtMs = now + flushIntervalMs
@@ -322,7 +329,9 @@ final class Intake: Service {
             }
             if needsResync { return [:] }
             do {
-                let stored = try sink.ready().storedOffsets(for: partitions)
+                let writer = try sink.ready()
+                try restorePendingIfNeeded(writer)
+                let stored = try writer.storedOffsets(for: partitions)
                 intake.flushMetrics.postgres(up: true, problem: nil)
                 var starts = stored
                 if case .time(let date) = intake.configuration.from {
@@ -379,7 +388,21 @@ final class Intake: Service {
             dropUnflushed()
         }
 
+        /// Puts the pending flow requests stored in PostgreSQL (and the flow clock) back into a fresh engine.
+        func restorePendingIfNeeded(_ writer: RollupWriter) throws(PQError) {
+            guard !pendingRestored else { return }
+            let requests = try writer.loadPending()
+            let clock = try writer.storedFlowClockMs() ?? .min
+            intake.shared.engine.withLock { $0.restorePending(requests, flowClockMs: clock) }
+            pendingRestored = true
+            if !requests.isEmpty {
+                logger.info("Pending flow requests restored from PostgreSQL", metadata: ["flows.pending": "\(requests.count)"])
+            }
+        }
+
         func dropUnflushed() {
+            pendingRestored = false
+            pendingFlows = .empty
             pendingDelta = RollupDelta()
             pendingNext = [:]
             unflushedRecords = 0
@@ -401,7 +424,9 @@ final class Intake: Service {
             }
             guard now >= nextResyncAtMs else { return }
             do {
-                let stored = try sink.ready().storedOffsets(for: assignment)
+                let writer = try sink.ready()
+                try restorePendingIfNeeded(writer)
+                let stored = try writer.storedOffsets(for: assignment)
                 var targets: [TopicPartition: Int64] = stored
                 let missing = assignment.filter { stored[$0] == nil }
                 if !missing.isEmpty {
@@ -580,5 +605,19 @@ final class KafkaHealth: Service {
             }
         }
         admin.close()
+    }
+}
+
+extension PendingFlowChanges {
+    /// Adds later changes to these (not yet written) ones: a request added and then resolved is neither inserted
+    /// nor deleted.
+    mutating func absorb(_ later: PendingFlowChanges) {
+        guard !later.isEmpty else { return }
+        let resolved = Set(later.removed)
+        let addedKeys = Set(added.map(\.key))
+        added.removeAll { resolved.contains($0.key) }
+        added += later.added
+        removed += later.removed.filter { !addedKeys.contains($0) }
+        flowClockMs = Swift.max(flowClockMs, later.flowClockMs)
     }
 }
