@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Kafka", "FlowmeterCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Kafka", "Postgres", "FlowmeterCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

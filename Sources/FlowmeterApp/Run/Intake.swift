@@ -102,7 +102,11 @@ final class Intake: Service {
         let consumerBox = ConsumerBox()
         var consumer: KafkaConsumer!
         let flushIntervalMs: Int64
-        let maxUnflushedRecords = 200_000
+        /// At most this many analyzed records wait for PostgreSQL before intake pauses
+        /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 200,000).
+        let maxUnflushedRecords =
+            ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map { max(1, $0) }
+            ?? 200_000
 
         /// Deltas and next offsets analyzed since the last successful flush.
         var pendingDelta = RollupDelta()
@@ -125,6 +129,7 @@ final class Intake: Service {
         /// completion: a partition whose stored offset is already its end never fetches anything).
         var reached: [TopicPartition: Int64] = [:]
         var records: Int64 = 0
+        var nextCaughtUpCheckMs: Int64 = 0
 
         init(intake: Intake) throws {
             self.intake = intake
@@ -207,11 +212,16 @@ final class Intake: Service {
         // MARK: Analysis
 
         func analyze(_ batch: [ConsumerRecord], now: Int64) {
-            intake.shared.engine.withLock { engine in
-                if batch.isEmpty {
-                    engine.advance(nowMs: now)
-                    return
+            if batch.isEmpty {
+                // Wall time may move the flow clock (expiring requests) only when nothing is left to read: while
+                // records are still waiting in Kafka, their responses may be among them.
+                if now >= nextCaughtUpCheckMs {
+                    nextCaughtUpCheckMs = now + 500
+                    if caughtUp() { intake.shared.engine.withLock { $0.advance(nowMs: now) } }
                 }
+                return
+            }
+            intake.shared.engine.withLock { engine in
                 for record in batch {
                     Intake.feed(record, to: &engine, receivedAtMs: now)
                 }
@@ -223,6 +233,29 @@ final class Intake: Service {
             unflushedRecords += batch.count
             records += Int64(batch.count)
             intake.progress?.advance(by: batch.count)
+        }
+
+        /// Whether every assigned partition has been read to the end offset librdkafka last saw for it.
+        func caughtUp() -> Bool {
+            let assignment = intake.status.state.withLock { $0.assignment }
+            guard !assignment.isEmpty else { return false }
+            var unknown: [TopicPartition] = []
+            for partition in assignment {
+                guard let high = consumer.cachedWatermarks(partition)?.high else { return false }
+                if let next = reached[partition] {
+                    if next < high { return false }
+                } else if high > 0 {
+                    unknown.append(partition)
+                }
+            }
+            guard !unknown.isEmpty else { return true }
+            guard let positions = try? consumer.position(unknown) else { return false }
+            for partition in unknown {
+                guard let position = positions[partition] ?? nil,
+                    let high = consumer.cachedWatermarks(partition)?.high, position >= high
+                else { return false }
+            }
+            return true
         }
 
         // MARK: Flushing
@@ -315,7 +348,7 @@ final class Intake: Service {
             let processed = pendingNext.mapValues { $0 - 1 }
             pendingNext = [:]
             unflushedRecords = 0
-            _ = intake.shared.engine.withLock { $0.takeRollupDelta() }
+            _ = intake.shared.engine.withLock { ($0.takeRollupDelta(), $0.takePendingChanges()) }
             commitToKafka(processed)
         }
 

@@ -1,0 +1,147 @@
+import Foundation
+import Kafka
+import Testing
+
+/// Exactly-once rollups, proven on the built binary with a real PostgreSQL and `flowmeter dev-kafka`.
+@Suite(.serialized, .timeLimit(.minutes(6)))
+struct RollupEndToEndTests {
+    static let topics = ["exercise.submitted:3", "exercise.graded:3", "learning.requested:2"]
+
+    func runArguments(_ bootstrap: String, _ url: String) throws -> [String] {
+        [
+            "run", "--brokers", bootstrap, "--postgres", url, "--from", "earliest", "--http",
+            "127.0.0.1:\(try Harness.freePort())", "--flush-interval", "250ms",
+            // Small fetches make the stream take a few seconds, so the kills land in the middle of it.
+            "--kafka-property", "fetch.wait.max.ms=10", "--kafka-property", "max.partition.fetch.bytes=4096",
+            // A killed member leaves the group only when its session times out (librdkafka's default is 45 s).
+            "--kafka-property", "session.timeout.ms=6000", "--kafka-property", "heartbeat.interval.ms=500",
+        ]
+    }
+
+    /// SIGKILL at startup and repeatedly after flushes committed, restart each time: the final rollups equal the
+    /// exact expected counts per window, type and flow.
+    @Test func killsAtAnyPointNeitherLoseNorDoubleCount() async throws {
+        let url = try TestPostgres.freshDatabase("fm_crash")
+        let broker = try DevKafkaProcess(arguments: Self.topics.flatMap { ["--topic", $0] })
+        let stream = LearnFlowStream(requests: 12_000)
+        try Harness.produce(stream.messages(0..<stream.requests), bootstrap: broker.bootstrapServers)
+        let total = stream.recordCount(0..<stream.requests)
+
+        var storedAtKills: [Int64] = []
+        var killsAfterFlush = 0
+        for round in 0..<7 {
+            let daemon = try FlowmeterProcess(arguments: try runArguments(broker.bootstrapServers, url))
+            if round == 0 {
+                // Before the first flush (the group join alone takes 3 s on the mock).
+                try await Task.sleep(for: .milliseconds(1500))
+            } else {
+                let before = TestPostgres.storedOffsetSum(url)
+                let advanced = await Harness.eventually(timeout: .seconds(60)) {
+                    TestPostgres.storedOffsetSum(url) > max(before, 0)
+                }
+                #expect(advanced, "stored offsets did not advance in round \(round): \(daemon.log.suffix(2000))")
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+                killsAfterFlush += 1
+            }
+            kill(daemon.process.processIdentifier, SIGKILL)
+            daemon.process.waitUntilExit()
+            let stored = TestPostgres.storedOffsetSum(url)
+            storedAtKills.append(stored)
+            if stored >= total { break }
+        }
+        #expect(storedAtKills.count >= 5, "only \(storedAtKills.count) kills before the stream was consumed")
+        #expect(killsAfterFlush >= 3)
+        let afterFlush = Array(storedAtKills.dropFirst())
+        #expect(afterFlush == afterFlush.sorted() && Set(afterFlush).count == afterFlush.count, "\(storedAtKills)")
+        #expect(storedAtKills.last ?? 0 < total, "the kills must land before the end: \(storedAtKills)")
+
+        // The last run finishes the stream; SIGTERM drains.
+        let daemon = try FlowmeterProcess(arguments: try runArguments(broker.bootstrapServers, url))
+        let expectedFlows = stream.expectedFlows(0..<stream.requests)
+        let finished = await Harness.eventually(timeout: .seconds(120)) {
+            TestPostgres.storedOffsetSum(url) == total && (try? TestPostgres.flows(url)) == expectedFlows
+        }
+        #expect(finished, "log: \(daemon.log.suffix(3000))")
+        daemon.process.terminate()
+        #expect(await daemon.waitForExit(timeout: .seconds(30)) == 0)
+
+        #expect(try TestPostgres.events(url) == stream.expectedEvents(0..<stream.requests))
+        #expect(try TestPostgres.flows(url) == expectedFlows)
+    }
+
+    /// PostgreSQL stopped during a run: metrics keep being served, intake pauses at the backlog bound, /readyz
+    /// says why; once the server is back, the rollups complete and are exact.
+    @Test func postgresOutagePausesWithBoundedMemoryAndLosesNothing() async throws {
+        let pgDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("fm-outage-\(UUID().uuidString)")
+        let script = Harness.repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
+        let started = try Harness.run("/bin/bash", [script, "start", pgDirectory.path])
+        #expect(started.status == 0, "\(started.stderr)")
+        defer { _ = try? Harness.run("/bin/bash", [script, "stop", pgDirectory.path]) }
+        let url = try #require(started.stdout.split(separator: "\n").last.map(String.init))
+
+        let broker = try DevKafkaProcess(arguments: Self.topics.flatMap { ["--topic", $0] })
+        let stream = LearnFlowStream(requests: 6000)
+        let port = try Harness.freePort()
+        let daemon = try FlowmeterProcess(
+            arguments: [
+                "run", "--brokers", broker.bootstrapServers, "--postgres", url, "--from", "earliest", "--http",
+                "127.0.0.1:\(port)", "--flush-interval", "300ms", "--kafka-property", "fetch.wait.max.ms=10",
+            ],
+            environment: ["FLOWMETER_MAX_UNFLUSHED_RECORDS": "1000"]
+        )
+        let http = HTTPProbe(port: port)
+        try await http.waitUntilReady(timeout: .seconds(60), daemon: daemon)
+
+        let firstPart = 0..<1000
+        try Harness.produce(stream.messages(firstPart), bootstrap: broker.bootstrapServers)
+        #expect(await Harness.eventually(timeout: .seconds(60)) {
+            TestPostgres.storedOffsetSum(url) == stream.recordCount(firstPart)
+        })
+
+        let stopped = try Harness.run("/bin/bash", [script, "stop", pgDirectory.path])
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        let secondPart = 1000..<stream.requests
+        try Harness.produce(stream.messages(secondPart), bootstrap: broker.bootstrapServers)
+
+        // Down: not ready, postgres_up 0, intake paused at the bound; memory stays bounded while it waits.
+        var metrics = Metrics(text: "")
+        let paused = await Harness.eventually(timeout: .seconds(60)) {
+            metrics = Metrics(text: (try? await http.get("/metrics").body) ?? "")
+            return metrics.value("flowmeter_intake_paused", [:]) == 1
+        }
+        #expect(paused, "intake never paused: \(daemon.log.suffix(2000))")
+        #expect(metrics.value("flowmeter_postgres_up", [:]) == 0)
+        #expect((metrics.value("flowmeter_rollup_flush_failures_total", [:]) ?? 0) >= 1)
+        let readiness = try await http.get("/readyz")
+        #expect(readiness.status == 503)
+        #expect(readiness.body.contains("PostgreSQL unreachable"))
+        var backlog: [Double] = []
+        var resident: [Int] = []
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(300))
+            let sample = Metrics(text: try await http.get("/metrics").body)
+            backlog.append(sample.value("flowmeter_rollup_unflushed_records", [:]) ?? -1)
+            resident.append(Harness.residentBytes(daemon.process.processIdentifier) ?? 0)
+        }
+        // Paused at 1,000 unflushed records plus at most the batch that crossed the bound.
+        #expect(backlog.allSatisfy { $0 >= 1000 && $0 <= 3000 }, "\(backlog)")
+        #expect(Set(backlog).count == 1, "the backlog must not grow while paused: \(backlog)")
+        #expect(resident.allSatisfy { $0 > 0 && $0 < 400 * 1024 * 1024 }, "\(resident)")
+        #expect(try await http.get("/healthz").status == 200)
+
+        // Back: everything is flushed, exactly.
+        let restarted = try Harness.run("/bin/bash", [script, "start", pgDirectory.path])
+        #expect(restarted.status == 0, "\(restarted.stderr)")
+        let all = 0..<stream.requests
+        #expect(await Harness.eventually(timeout: .seconds(90)) {
+            TestPostgres.storedOffsetSum(url) == stream.recordCount(all)
+        }, "log: \(daemon.log.suffix(3000))")
+        #expect(try await http.get("/readyz").status == 200)
+        daemon.process.terminate()
+        #expect(await daemon.waitForExit(timeout: .seconds(30)) == 0)
+        #expect(try TestPostgres.events(url) == stream.expectedEvents(all))
+        let flows = try TestPostgres.flows(url)
+        #expect(flows.filter { $0.key.flow == "grading" } == stream.expectedFlows(all).filter { $0.key.flow == "grading" })
+    }
+}
+
