@@ -5,7 +5,7 @@ import Kafka
 import Postgres
 import Testing
 
-/// The pending flow requests stored with the rollups (schema version 2).
+/// The pending flow requests (schema version 2) and early responses (version 3) stored with the rollups.
 @Suite(.serialized)
 struct RollupsPendingTests {
     static let logger = RollupsTestDatabase.logger
@@ -66,11 +66,12 @@ struct RollupsPendingTests {
             )
 
             let upgrade = try SchemaMigrator.migrate(connection, logger: Self.logger)
-            #expect(upgrade == MigrationResult(version: 2, applied: [2]))
+            #expect(upgrade == MigrationResult(version: 3, applied: [2, 3]))
             let again = try SchemaMigrator.migrate(connection, logger: Self.logger)
-            #expect(again == MigrationResult(version: 2, applied: []))
+            #expect(again == MigrationResult(version: 3, applied: []))
             #expect(try writer.storedOffsets(topics: ["t"]) == [TopicPartition("t", 0): 42])
             #expect(try writer.loadPending().isEmpty)
+            #expect(try writer.loadEarlyResponses().isEmpty)
             #expect(try writer.storedFlowClockMs() == nil)
 
             let columns = try connection.query("SELECT * FROM flowmeter.pending_flows LIMIT 0").columns.map(\.name)
@@ -234,6 +235,128 @@ struct RollupsPendingTests {
             #expect(delta.flows[FlowKey(windowStartMs: window, flow: "f")]?.latency.max == 4_000)
             try writer.write(delta, nextOffsets: [], pending: restored.takePendingChanges())
             #expect(try writer.loadPending().map(\.offset) == [2])
+        }
+    }
+
+    static func early(
+        flow: String = "grading",
+        topic: String = "learnflow.graded",
+        partition: Int32 = 0,
+        offset: Int64,
+        key: String = "trace",
+        timestampMs: Int64 = recentWindow(minutesAgo: 2) + 1_500,
+        sequence: UInt64
+    ) -> EarlyFlowResponse {
+        EarlyFlowResponse(
+            flow: flow,
+            topic: topic,
+            partition: partition,
+            offset: offset,
+            correlationKey: key,
+            timestampMs: timestampMs,
+            deadlineMs: timestampMs > .max - 30_000 ? .max : timestampMs + 30_000,
+            sequence: sequence
+        )
+    }
+
+    @Test func earlyResponsesAreWrittenWithTheRollupsAndLoadedInOrder() throws {
+        try RollupsTestDatabase.withMigratedDatabase { connection, _ in
+            let writer = RollupWriter(connection: connection, group: "flowmeter", logger: Self.logger)
+            let window = recentWindow(minutesAgo: 2)
+            let first = [
+                Self.early(offset: 7, key: "a", sequence: 3),
+                Self.early(partition: 1, offset: 2, key: "b", sequence: 1),
+                Self.early(flow: "progress", offset: 7, key: "a", timestampMs: .max - 1, sequence: 2),
+            ]
+            let counts = try writer.write(
+                RollupDelta(),
+                nextOffsets: [PartitionOffset(topic: "learnflow.graded", partition: 0, nextOffset: 8)],
+                pending: PendingFlowChanges(
+                    added: [Self.request(offset: 4, sequence: 0)],
+                    flowClockMs: window + 2_000,
+                    earlyAdded: first
+                )
+            )
+            #expect(counts == RollupWriteCounts(offsets: 1, pendingAdded: 1, earlyAdded: 3))
+            #expect(try writer.loadEarlyResponses() == [first[1], first[2], first[0]])
+            #expect(try writer.loadPending().map(\.offset) == [4])
+
+            // Removed, re-added (left as stored) and added in one write; another group sees nothing.
+            let added = Self.early(offset: 9, key: "c", sequence: 4)
+            let second = try writer.write(
+                RollupDelta(),
+                nextOffsets: [],
+                pending: PendingFlowChanges(earlyAdded: [first[0], added], earlyRemoved: [first[1].key])
+            )
+            #expect(second == RollupWriteCounts(earlyAdded: 1, earlyRemoved: 1))
+            #expect(try writer.loadEarlyResponses() == [first[2], first[0], added])
+            let stranger = RollupWriter(connection: connection, group: "other", logger: Self.logger)
+            #expect(try stranger.loadEarlyResponses().isEmpty)
+
+            // A failing write stores none of it.
+            #expect(throws: PQError.self) {
+                try writer.write(
+                    RollupDelta(),
+                    nextOffsets: [PartitionOffset(topic: "", partition: 0, nextOffset: -1)],
+                    pending: PendingFlowChanges(earlyRemoved: [first[0].key, added.key])
+                )
+            }
+            #expect(try writer.loadEarlyResponses() == [first[2], first[0], added])
+        }
+    }
+
+    @Test func anEngineRestoredWithEarlyResponsesMatchesTheirRequests() throws {
+        try RollupsTestDatabase.withMigratedDatabase { connection, _ in
+            let writer = RollupWriter(connection: connection, group: "flowmeter", logger: Self.logger)
+            let analyzers = AnalyzerSet(
+                topics: [.name("a"), .name("b")],
+                flows: [
+                    FlowDefinition(name: "f", from: "a", to: "b", correlation: .header("cid"), timeout: .seconds(60))
+                ]
+            )
+            let window = recentWindow(minutesAgo: 5)
+            func feed(_ engine: inout AnalysisEngine, topic: String, offset: Int64, cid: String, at time: Int64) {
+                let value = Array("{}".utf8)
+                value.withUnsafeBytes { buffer in
+                    engine.process(
+                        topic: topic,
+                        partition: 1,
+                        offset: offset,
+                        timestampMs: time,
+                        timestampType: .createTime,
+                        headers: [RecordHeader(name: "cid", string: cid)],
+                        key: nil,
+                        value: buffer,
+                        receivedAtMs: time
+                    )
+                }
+            }
+            // The responses are read first (a replay): they wait for their requests.
+            var engine = AnalysisEngine(analyzers: analyzers)
+            feed(&engine, topic: "b", offset: 0, cid: "x", at: window + 4_000)
+            feed(&engine, topic: "b", offset: 1, cid: "y", at: window + 5_000)
+            feed(&engine, topic: "a", offset: 0, cid: "y", at: window + 2_000)
+            let changes = engine.takePendingChanges()
+            #expect(changes.earlyAdded.map(\.offset) == [0])
+            try writer.write(engine.takeRollupDelta(), nextOffsets: [], pending: changes)
+            let loaded = try writer.loadEarlyResponses()
+            #expect(loaded == changes.earlyAdded)
+
+            var restored = AnalysisEngine(analyzers: analyzers)
+            restored.restorePending(
+                try writer.loadPending(),
+                flowClockMs: try #require(try writer.storedFlowClockMs()),
+                earlyResponses: loaded
+            )
+            #expect(restored.pendingEarlyResponses == 1)
+            feed(&restored, topic: "a", offset: 1, cid: "x", at: window + 1_000)
+            let delta = restored.takeRollupDelta()
+            #expect(delta.flows[FlowKey(windowStartMs: window, flow: "f")]?.completed == 1)
+            #expect(delta.flows[FlowKey(windowStartMs: window, flow: "f")]?.latency.max == 3_000)
+            let after = restored.takePendingChanges()
+            #expect(after.earlyRemoved == [loaded[0].key])
+            try writer.write(delta, nextOffsets: [], pending: after)
+            #expect(try writer.loadEarlyResponses().isEmpty)
         }
     }
 }

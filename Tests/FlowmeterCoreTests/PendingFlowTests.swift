@@ -3,7 +3,7 @@ import Testing
 @testable import FlowmeterCore
 
 /// Crash safety of flow correlation: ``AnalysisEngine/takePendingChanges()`` and
-/// ``AnalysisEngine/restorePending(_:flowClockMs:)``.
+/// ``AnalysisEngine/restorePending(_:flowClockMs:earlyResponses:)``.
 @Suite struct PendingFlowTests {
     static let m = Dapr.minute
 
@@ -32,9 +32,10 @@ import Testing
         return request
     }
 
-    /// A stored pending set: the changes applied in order.
+    /// A stored pending set (requests and early responses): the changes applied in order.
     struct Store {
         var pending: [PendingFlowKey: PendingFlowRequest] = [:]
+        var early: [PendingFlowKey: EarlyFlowResponse] = [:]
         var clockMs: Int64 = .min
 
         mutating func apply(_ changes: PendingFlowChanges) {
@@ -44,7 +45,33 @@ import Testing
             for request in changes.added {
                 #expect(pending.updateValue(request, forKey: request.key) == nil, "added \(request) was stored")
             }
+            for key in changes.earlyRemoved {
+                #expect(early.removeValue(forKey: key) != nil, "early removed \(key) was not stored")
+            }
+            for response in changes.earlyAdded {
+                #expect(early.updateValue(response, forKey: response.key) == nil, "early added \(response) was stored")
+            }
             if changes.flowClockMs != .min { clockMs = changes.flowClockMs }
+        }
+
+        /// Restores a fresh engine from the store, in a random order.
+        func restore(into engine: inout AnalysisEngine, using generator: inout SeededGenerator) {
+            engine.restorePending(
+                Array(pending.values).shuffled(using: &generator),
+                flowClockMs: clockMs,
+                earlyResponses: Array(early.values).shuffled(using: &generator)
+            )
+        }
+
+        /// The early responses without their sequence.
+        var unorderedEarly: Set<EarlyFlowResponse> {
+            Set(
+                early.values.map {
+                    var response = $0
+                    response.sequence = 0
+                    return response
+                }
+            )
         }
 
         /// The requests without their sequence (which only orders them).
@@ -426,6 +453,7 @@ import Testing
         var untilFlush = Int.random(in: 1...40, using: &generator)
         var kills = 0
         var restoredNonEmpty = 0
+        var restoredEarly = 0
         while position < steps.count {
             Self.run(steps[position], on: &engine)
             position += 1
@@ -440,21 +468,21 @@ import Testing
             if position < steps.count, kills < 60, Int.random(in: 0..<40, using: &generator) == 0 {
                 kills += 1
                 if !store.pending.isEmpty { restoredNonEmpty += 1 }
+                if !store.early.isEmpty { restoredEarly += 1 }
                 engine = Self.modelEngine()
-                engine.restorePending(
-                    Array(store.pending.values).shuffled(using: &generator),
-                    flowClockMs: store.clockMs
-                )
+                store.restore(into: &engine, using: &generator)
                 position = storedPosition
                 untilFlush = Int.random(in: 1...40, using: &generator)
             }
         }
         #expect(kills > 10)
         #expect(restoredNonEmpty > 5)
+        #expect(restoredEarly > 5)
         #expect(storedRollups.events == expected.events)
         #expect(storedRollups.flows == expected.flows)
         #expect(storedRollups == expected)
         #expect(store.unordered == referenceStore.unordered)
+        #expect(store.unorderedEarly == referenceStore.unorderedEarly)
         #expect(store.clockMs == reference.flowClockMs)
 
         // The stream exercises every outcome.
@@ -464,5 +492,74 @@ import Testing
         #expect(totals.negative > 10)
         #expect(totals.evicted > 0)
         #expect(expected.flows.keys.contains { $0.flow == "chat" })
+    }
+
+    /// A replay killed at random instants and restarted from its store (rollups, per-partition positions, pending
+    /// requests and early responses written together at each flush), each run reading the partitions in a new
+    /// random interleaving (bounded lag, see ``EarlyResponseTests``), adds up to the rollups of an uninterrupted
+    /// run in timestamp order: a backfill or a restart counts the flows as live reading does.
+    @Test(arguments: 1...8 as ClosedRange<UInt64>)
+    func killedAndRestoredReplaysInAnyInterleavingEqualTheTimestampMerge(seed: UInt64) {
+        var generator = SeededGenerator(state: seed)
+        let history = EarlyResponseTests.history(count: 500, spacing: 0...400, late: true, using: &generator)
+        var reference = EarlyResponseTests.engine()
+        for record in history.canonical { reference.feed(record) }
+        let expectedFlows = EarlyResponseTests.finish(&reference, history)
+        #expect(expectedFlows == history.expected)
+        var canonicalEvents = EarlyResponseTests.engine()
+        for record in history.canonical { canonicalEvents.feed(record) }
+        let expectedEvents = canonicalEvents.takeRollupDelta().events
+
+        let total = history.partitions.values.reduce(0) { $0 + $1.count }
+        var storedRollups = RollupDelta()
+        var storedPositions: [String: Int] = [:]
+        var store = Store()
+        var kills = 0
+        var restoredEarly = 0
+        var engine = EarlyResponseTests.engine()
+        var done = false
+        // The kills and flushes draw from their own generator (the interleaving holds `generator`).
+        var chance = SeededGenerator(state: seed &* 7_919)
+        while !done {
+            var positions = storedPositions
+            var read = 0
+            var untilFlush = Int.random(in: 1...40, using: &generator)
+            var killed = false
+            EarlyResponseTests.interleave(history, from: storedPositions, lag: 2_500, using: &generator) {
+                partition,
+                record in
+                engine.feed(record)
+                positions[partition, default: 0] += 1
+                read += 1
+                untilFlush -= 1
+                if untilFlush == 0 || positions.values.reduce(0, +) == total {
+                    storedRollups.merge(engine.takeRollupDelta())
+                    store.apply(engine.takePendingChanges())
+                    storedPositions = positions
+                    untilFlush = Int.random(in: 1...40, using: &chance)
+                }
+                if kills < 60, Int.random(in: 0..<30, using: &chance) == 0 {
+                    killed = true
+                    return false
+                }
+                return true
+            }
+            if killed {
+                // Whatever was not flushed is lost; restart from the store.
+                kills += 1
+                if !store.early.isEmpty { restoredEarly += 1 }
+                engine = EarlyResponseTests.engine()
+                store.restore(into: &engine, using: &generator)
+            } else {
+                done = true
+            }
+        }
+        #expect(kills > 10)
+        #expect(restoredEarly > 3)
+        storedRollups.merge(RollupDelta(flows: EarlyResponseTests.finish(&engine, history)))
+        #expect(storedRollups.events == expectedEvents)
+        #expect(storedRollups.flows == expectedFlows)
+        store.apply(engine.takePendingChanges())
+        #expect(store.pending.isEmpty && store.early.isEmpty)
     }
 }

@@ -59,6 +59,7 @@ public enum SchemaMigrator {
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, summary: "rollup tables, views, sketch type and functions", statements: version1),
         SchemaMigration(version: 2, summary: "pending flow requests and the flow clock", statements: version2),
+        SchemaMigration(version: 3, summary: "early flow responses", statements: version3),
     ]
 
     /// The newest version.
@@ -625,5 +626,33 @@ private let version2: [String] = [
     comment on table flowmeter.flow_clock is
         'The analyzer flow clock (largest record timestamp seen, in ms) at the last write, per consumer group: '
         'restored with flowmeter.pending_flows so that expiry resumes exactly.'
+    """,
+]
+
+// MARK: - Version 3
+
+/// Version 3: the flow responses analyzed before their request (replay reads request and response partitions in
+/// parallel) and still waiting for it at the last write, per consumer group.
+private let version3: [String] = [
+    """
+    create table flowmeter.early_responses (
+        group_id text not null,
+        flow text not null,
+        response_topic text not null,
+        response_partition integer not null,
+        response_offset bigint not null,
+        correlation_key text not null,
+        response_ts_ms bigint not null,
+        deadline_ms bigint not null,
+        sequence bigint not null,
+        primary key (group_id, response_topic, response_partition, response_offset, flow)
+    )
+    """,
+    """
+    comment on table flowmeter.early_responses is
+        'Flow responses consumed (their offset is stored) before any request of their flow with their '
+        'correlation key, still waiting for it at the last write, per consumer group. Written in the same '
+        'transaction as the rollups, offsets and pending_flows; read back on start. deadline_ms is the flow-clock '
+        'time at which the response is dropped; sequence orders the responses (FIFO per correlation key).'
     """,
 ]

@@ -42,6 +42,10 @@ public struct RollupWriteCounts: Sendable, Hashable {
     public var pendingAdded = 0
     /// Rows deleted from `flowmeter.pending_flows`.
     public var pendingRemoved = 0
+    /// Rows inserted into `flowmeter.early_responses` (already stored ones are left as they are).
+    public var earlyAdded = 0
+    /// Rows deleted from `flowmeter.early_responses`.
+    public var earlyRemoved = 0
 
     /// Creates counts; all zero by default.
     public init(
@@ -51,7 +55,9 @@ public struct RollupWriteCounts: Sendable, Hashable {
         invalid: Int = 0,
         offsets: Int = 0,
         pendingAdded: Int = 0,
-        pendingRemoved: Int = 0
+        pendingRemoved: Int = 0,
+        earlyAdded: Int = 0,
+        earlyRemoved: Int = 0
     ) {
         self.events = events
         self.flows = flows
@@ -60,10 +66,14 @@ public struct RollupWriteCounts: Sendable, Hashable {
         self.offsets = offsets
         self.pendingAdded = pendingAdded
         self.pendingRemoved = pendingRemoved
+        self.earlyAdded = earlyAdded
+        self.earlyRemoved = earlyRemoved
     }
 
     /// All rows (the flow clock row not included).
-    public var total: Int { events + flows + deadLetters + invalid + offsets + pendingAdded + pendingRemoved }
+    public var total: Int {
+        events + flows + deadLetters + invalid + offsets + pendingAdded + pendingRemoved + earlyAdded + earlyRemoved
+    }
 }
 
 /// Writes rollup deltas and consumed offsets to the `flowmeter` schema, exactly once (STYLE.md §3).
@@ -105,7 +115,9 @@ public final class RollupWriter: Sendable {
     /// Offsets are set to exactly the values given (not only forward); partitions not listed keep theirs. When a
     /// partition is listed twice, the last entry wins. Pending requests of this writer's group are deleted (those
     /// in `pending.removed`), then inserted (`pending.added`; a request already stored is left as it is), and the
-    /// group's flow clock is set to `pending.flowClockMs` unless that is `Int64.min`.
+    /// group's flow clock is set to `pending.flowClockMs` unless that is `Int64.min`. Early responses are applied
+    /// the same way to `flowmeter.early_responses` (`pending.earlyRemoved` deleted, then `pending.earlyAdded`
+    /// inserted).
     ///
     /// - Parameters:
     ///   - delta: The rollup deltas accumulated since the last write.
@@ -113,7 +125,7 @@ public final class RollupWriter: Sendable {
     ///   - pending: The engine's ``AnalysisEngine/takePendingChanges()`` taken with `delta`.
     /// - Returns: The rows inserted or updated per table.
     /// - Throws: A ``PQError`` if any statement fails; then nothing was stored (neither rollups nor offsets nor
-    ///   pending requests). A deadlock (`40P01`) or serialization failure is ``PQError/isRetriable``: write the
+    ///   pending requests or early responses). A deadlock (`40P01`) or serialization failure is ``PQError/isRetriable``: write the
     ///   same delta and changes again.
     @discardableResult
     public func write(
@@ -140,6 +152,12 @@ public final class RollupWriter: Sendable {
             }
             if let added = statements.pendingAdded {
                 counts.pendingAdded = try transaction.execute(added.sql, added.params)
+            }
+            if let removed = statements.earlyRemoved {
+                counts.earlyRemoved = try transaction.execute(removed.sql, removed.params)
+            }
+            if let added = statements.earlyAdded {
+                counts.earlyAdded = try transaction.execute(added.sql, added.params)
             }
             if let clock = statements.flowClock { try transaction.execute(clock.sql, clock.params) }
             return counts
@@ -205,7 +223,7 @@ public final class RollupWriter: Sendable {
     // MARK: - Pending flow requests
 
     /// The pending flow requests stored for this writer's group, in insertion order: pass them to
-    /// ``AnalysisEngine/restorePending(_:flowClockMs:)`` with ``storedFlowClockMs()`` before consuming.
+    /// ``AnalysisEngine/restorePending(_:flowClockMs:earlyResponses:)`` with ``storedFlowClockMs()`` before consuming.
     ///
     /// - Returns: The stored requests, by sequence.
     /// - Throws: A ``PQError`` if the query fails.
@@ -241,6 +259,44 @@ public final class RollupWriter: Sendable {
             )
         }
         return requests
+    }
+
+    /// The early flow responses stored for this writer's group, in insertion order: pass them to
+    /// ``AnalysisEngine/restorePending(_:flowClockMs:earlyResponses:)`` with ``loadPending()``.
+    ///
+    /// - Returns: The stored early responses, by sequence.
+    /// - Throws: A ``PQError`` if the query fails.
+    public func loadEarlyResponses() throws(PQError) -> [EarlyFlowResponse] {
+        let rows = try connection.query(
+            """
+            SELECT flow, response_topic, response_partition, response_offset, correlation_key, response_ts_ms,
+                deadline_ms, sequence
+            FROM flowmeter.early_responses
+            WHERE group_id = $1::text
+            ORDER BY sequence, response_topic, response_partition, response_offset, flow
+            """,
+            [.string(group)]
+        )
+        var responses: [EarlyFlowResponse] = []
+        for row in rows {
+            guard let flow = try row.string(0), let topic = try row.string(1), let partition = try row.int64(2),
+                let offset = try row.int64(3), let key = try row.string(4), let timestamp = try row.int64(5),
+                let deadline = try row.int64(6), let sequence = try row.int64(7)
+            else { continue }
+            responses.append(
+                EarlyFlowResponse(
+                    flow: flow,
+                    topic: topic,
+                    partition: Int32(truncatingIfNeeded: partition),
+                    offset: offset,
+                    correlationKey: key,
+                    timestampMs: timestamp,
+                    deadlineMs: deadline,
+                    sequence: UInt64(bitPattern: sequence)
+                )
+            )
+        }
+        return responses
     }
 
     /// The flow clock stored for this writer's group by the last write that had one.
@@ -326,6 +382,8 @@ struct RollupStatements {
     var offsets: SQLCommand?
     var pendingRemoved: SQLCommand?
     var pendingAdded: SQLCommand?
+    var earlyRemoved: SQLCommand?
+    var earlyAdded: SQLCommand?
     var flowClock: SQLCommand?
 
     init(delta: RollupDelta, nextOffsets: [PartitionOffset], pending: PendingFlowChanges = .empty, group: String) {
@@ -336,6 +394,8 @@ struct RollupStatements {
         offsets = Self.offsets(nextOffsets, group: group)
         pendingRemoved = Self.pendingRemoved(pending.removed, group: group)
         pendingAdded = Self.pendingAdded(pending.added, group: group)
+        earlyRemoved = Self.earlyRemoved(pending.earlyRemoved, group: group)
+        earlyAdded = Self.earlyAdded(pending.earlyAdded, group: group)
         flowClock = Self.flowClock(pending.flowClockMs, group: group)
     }
 
@@ -392,6 +452,63 @@ struct RollupStatements {
                 .string(SQLArray.text(rows.map(\.correlationKey))),
                 .string(SQLArray.integers(rows.map(\.timestampMs))),
                 .string(SQLArray.integers(rows.map(\.windowStartMs))),
+                .string(SQLArray.integers(rows.map(\.deadlineMs))),
+                .string(SQLArray.integers(rows.map { Int64(bitPattern: $0.sequence) })),
+            ]
+        )
+    }
+
+    private static func earlyRemoved(_ removed: [PendingFlowKey], group: String) -> SQLCommand? {
+        guard !removed.isEmpty else { return nil }
+        let rows = removed.sorted {
+            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
+        }
+        return SQLCommand(
+            sql: """
+                DELETE FROM flowmeter.early_responses AS e
+                USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
+                WHERE e.group_id = $1::text AND e.response_topic = u.topic AND e.response_partition = u.partition
+                    AND e.response_offset = u."offset" AND e.flow = u.flow
+                """,
+            params: [
+                .string(group),
+                .string(SQLArray.text(rows.map(\.topic))),
+                .string(SQLArray.integers(rows.map { Int64($0.partition) })),
+                .string(SQLArray.integers(rows.map(\.offset))),
+                .string(SQLArray.text(rows.map(\.flow))),
+            ]
+        )
+    }
+
+    private static func earlyAdded(_ added: [EarlyFlowResponse], group: String) -> SQLCommand? {
+        guard !added.isEmpty else { return nil }
+        let rows = added.sorted {
+            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
+        }
+        return SQLCommand(
+            sql: """
+                INSERT INTO flowmeter.early_responses (
+                    group_id, flow, response_topic, response_partition, response_offset, correlation_key,
+                    response_ts_ms, deadline_ms, sequence
+                )
+                SELECT $1::text, u.flow, u.topic, u.partition, u."offset", u.correlation_key, u.ts_ms, u.deadline_ms,
+                    u.sequence
+                FROM unnest(
+                    $2::text[], $3::text[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[]
+                ) WITH ORDINALITY AS u (
+                    flow, topic, partition, "offset", correlation_key, ts_ms, deadline_ms, sequence, ord
+                )
+                ORDER BY u.ord
+                ON CONFLICT (group_id, response_topic, response_partition, response_offset, flow) DO NOTHING
+                """,
+            params: [
+                .string(group),
+                .string(SQLArray.text(rows.map(\.flow))),
+                .string(SQLArray.text(rows.map(\.topic))),
+                .string(SQLArray.integers(rows.map { Int64($0.partition) })),
+                .string(SQLArray.integers(rows.map(\.offset))),
+                .string(SQLArray.text(rows.map(\.correlationKey))),
+                .string(SQLArray.integers(rows.map(\.timestampMs))),
                 .string(SQLArray.integers(rows.map(\.deadlineMs))),
                 .string(SQLArray.integers(rows.map { Int64(bitPattern: $0.sequence) })),
             ]

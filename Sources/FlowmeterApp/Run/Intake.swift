@@ -425,11 +425,17 @@ final class Intake: Service {
         func restorePendingIfNeeded(_ writer: RollupWriter) throws(PQError) {
             guard !pendingRestored else { return }
             let requests = try writer.loadPending()
+            let earlyResponses = try writer.loadEarlyResponses()
             let clock = try writer.storedFlowClockMs() ?? .min
-            intake.shared.engine.withLock { $0.restorePending(requests, flowClockMs: clock) }
+            intake.shared.engine.withLock {
+                $0.restorePending(requests, flowClockMs: clock, earlyResponses: earlyResponses)
+            }
             pendingRestored = true
-            if !requests.isEmpty {
-                logger.info("Pending flow requests restored from PostgreSQL", metadata: ["flows.pending": "\(requests.count)"])
+            if !requests.isEmpty || !earlyResponses.isEmpty {
+                logger.info(
+                    "Pending flow requests restored from PostgreSQL",
+                    metadata: ["flows.pending": "\(requests.count)", "flows.early": "\(earlyResponses.count)"]
+                )
             }
         }
 
@@ -642,8 +648,8 @@ final class KafkaHealth: Service {
 }
 
 extension PendingFlowChanges {
-    /// Adds later changes to these (not yet written) ones: a request added and then resolved is neither inserted
-    /// nor deleted.
+    /// Adds later changes to these (not yet written) ones: a request (or early response) added and then resolved is
+    /// neither inserted nor deleted.
     mutating func absorb(_ later: PendingFlowChanges) {
         guard !later.isEmpty else { return }
         let resolved = Set(later.removed)
@@ -651,6 +657,11 @@ extension PendingFlowChanges {
         added.removeAll { resolved.contains($0.key) }
         added += later.added
         removed += later.removed.filter { !addedKeys.contains($0) }
+        let earlyResolved = Set(later.earlyRemoved)
+        let earlyAddedKeys = Set(earlyAdded.map(\.key))
+        earlyAdded.removeAll { earlyResolved.contains($0.key) }
+        earlyAdded += later.earlyAdded
+        earlyRemoved += later.earlyRemoved.filter { !earlyAddedKeys.contains($0) }
         flowClockMs = Swift.max(flowClockMs, later.flowClockMs)
     }
 }

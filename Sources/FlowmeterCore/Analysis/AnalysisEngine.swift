@@ -38,6 +38,17 @@
 ///   (`flow_negative_latency_total`, ``FlowCounts/negative``), consumes the request and stays out of the histogram
 ///   and sketch. Every request is resolved exactly once: completed, negative, incomplete or evicted, all in the
 ///   window of the request.
+/// - **Early responses** (replay reads the request and response partitions in parallel, so a response can come
+///   before its request): a response without a pending request is counted in ``unmatchedResponses`` as before and
+///   kept in a bounded buffer (at most ``AnalyzerLimits/maxPendingFlowRequests``, its own bound, the oldest evicted
+///   and counted in ``earlyResponsesEvicted``) until the flow clock reaches its event time plus the flow's timeout
+///   (then it is dropped, ``earlyResponsesExpired``). A request first takes the oldest buffered response of its flow
+///   and key whose event time is within the timeout of its own (`|response − request| < timeout`, either side);
+///   then it completes at once (or counts as negative when the response is stamped before it), in its own window,
+///   exactly as if the two had been read in order. Only if there is none does it wait as a pending request. So the
+///   outcome of a pair does not depend on which of the two was read first, as long as neither side is read more
+///   than about a timeout (minus the latency) behind the flow clock; a response stamped a timeout or more before its
+///   request only counts as negative when read after it (as before).
 /// - **Dead letters**: the original topic is the listed source, else `__topic`, else the CloudEvent `topic`, else
 ///   `unknown`; one dead-letter topic names at most ``AnalyzerLimits/maxDeadLetterTopicsPerTopic`` original topics
 ///   (header values are data), the rest are `other`, and one original topic has at most as many
@@ -62,8 +73,14 @@ public struct AnalysisEngine: Sendable {
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
     private var clockMs: Int64 = .min
     private var unmatchedResponsesCount: Int64 = 0
+    private var early: EarlyResponseBuffer
+    private var earlyMatchedCount: Int64 = 0
+    private var earlyExpiredCount: Int64 = 0
+    private var earlyEvictedCount: Int64 = 0
     /// Restored requests of unknown flows, reported as removed by the next ``takePendingChanges()``.
     private var orphanedPending: [PendingFlowKey] = []
+    /// Restored early responses of unknown flows, likewise.
+    private var orphanedEarly: [PendingFlowKey] = []
 
     // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
 
@@ -78,8 +95,21 @@ public struct AnalysisEngine: Sendable {
     /// Requests waiting for their response, over all flows.
     public var pendingFlowRequests: Int { correlator.pendingCount }
 
-    /// Responses that found no pending request (internal diagnostics; not a metric).
+    /// Responses that found no pending request when analyzed (internal diagnostics; not a metric). They are kept as
+    /// early responses; those later taken by a request are ``earlyResponsesMatched``.
     public var unmatchedResponses: Int64 { unmatchedResponsesCount }
+
+    /// Early responses buffered (responses waiting for their request), over all flows.
+    public var pendingEarlyResponses: Int { early.count }
+
+    /// Early responses taken by a request that came after them (internal diagnostics).
+    public var earlyResponsesMatched: Int64 { earlyMatchedCount }
+
+    /// Early responses dropped because no request took them within the flow's timeout (internal diagnostics).
+    public var earlyResponsesExpired: Int64 { earlyExpiredCount }
+
+    /// Early responses dropped by the memory bound, oldest first (internal diagnostics).
+    public var earlyResponsesEvicted: Int64 { earlyEvictedCount }
 
     /// The flow clock in milliseconds (`Int64.min` before the first record).
     public var flowClockMs: Int64 { clockMs }
@@ -102,6 +132,10 @@ public struct AnalysisEngine: Sendable {
         self.correlator = FlowCorrelator(
             timeoutsMs: flows.map(\.timeoutMs),
             maxPending: analyzers.limits.maxPendingFlowRequests
+        )
+        self.early = EarlyResponseBuffer(
+            timeoutsMs: flows.map(\.timeoutMs),
+            maxCount: analyzers.limits.maxPendingFlowRequests
         )
         self.deadLetterOriginals = BoundedSet(capacity: analyzers.limits.duplicateWindow)
     }
@@ -220,6 +254,11 @@ public struct AnalysisEngine: Sendable {
 
     private mutating func moveClock(to newClockMs: Int64) {
         clockMs = newClockMs
+        if let earliest = early.earliestDeadlineMs, earliest <= newClockMs {
+            var dropped: Int64 = 0
+            early.expire(clockMs: newClockMs) { _ in dropped += 1 }
+            earlyExpiredCount += dropped
+        }
         guard let earliest = correlator.earliestDeadlineMs, earliest <= newClockMs else { return }
         var expired: [PendingRequest] = []
         correlator.expire(clockMs: newClockMs) { expired.append($0) }
@@ -251,18 +290,12 @@ public struct AnalysisEngine: Sendable {
             }
             guard let request = correlator.takeRequest(flow: flowIndex, key: key) else {
                 unmatchedResponsesCount += 1
+                var evicted: Int64 = 0
+                early.add(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) { _ in evicted += 1 }
+                earlyEvictedCount += evicted
                 continue
             }
-            let deltaKey = flowKey(request)
-            let (latency, overflow) = eventTimeMs.subtractingReportingOverflow(request.timeMs)
-            if latency < 0 || overflow {
-                flows[flowIndex].negative += 1
-                flowDeltas[deltaKey, default: FlowCounts()].negative += 1
-            } else {
-                flows[flowIndex].latency.record(milliseconds: latency)
-                flowDeltas[deltaKey, default: FlowCounts()].completed += 1
-                flowDeltas[deltaKey, default: FlowCounts()].latency.record(Double(latency))
-            }
+            complete(request, responseTimeMs: eventTimeMs)
         }
         for flowIndex in topics[topic].requestFlows {
             let flow = flows[flowIndex]
@@ -270,11 +303,33 @@ public struct AnalysisEngine: Sendable {
             guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
                 continue
             }
+            if let response = early.take(flow: flowIndex, key: key, requestTimeMs: eventTimeMs, origin: origin) {
+                earlyMatchedCount += 1
+                complete(
+                    PendingRequest(flow: flowIndex, key: key, timeMs: eventTimeMs),
+                    responseTimeMs: response.timeMs
+                )
+                continue
+            }
             var evicted: [PendingRequest] = []
             correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) {
                 evicted.append($0)
             }
             countEvicted(evicted)
+        }
+    }
+
+    /// Counts a request answered by a response: completed with its latency, or negative, in the request's window.
+    private mutating func complete(_ request: PendingRequest, responseTimeMs: Int64) {
+        let deltaKey = flowKey(request)
+        let (latency, overflow) = responseTimeMs.subtractingReportingOverflow(request.timeMs)
+        if latency < 0 || overflow {
+            flows[request.flow].negative += 1
+            flowDeltas[deltaKey, default: FlowCounts()].negative += 1
+        } else {
+            flows[request.flow].latency.record(milliseconds: latency)
+            flowDeltas[deltaKey, default: FlowCounts()].completed += 1
+            flowDeltas[deltaKey, default: FlowCounts()].latency.record(Double(latency))
         }
     }
 
@@ -292,7 +347,7 @@ public struct AnalysisEngine: Sendable {
     /// removed since the last call.
     ///
     /// Take it together with ``takeRollupDelta()`` and store both, with the next offsets, in one transaction: the
-    /// store then holds exactly the requests pending at that moment, which ``restorePending(_:flowClockMs:)``
+    /// store then holds exactly the requests pending at that moment, which ``restorePending(_:flowClockMs:earlyResponses:)``
     /// brings back after a restart. A request added and resolved between two takes appears in neither list.
     /// The changes are not kept: if storing them fails, store them again (or restart from the store).
     public mutating func takePendingChanges() -> PendingFlowChanges {
@@ -327,6 +382,31 @@ public struct AnalysisEngine: Sendable {
                 )
             )
         }
+        let (earlyAdded, earlyRemoved) = early.takeChanges()
+        changes.earlyAdded = earlyAdded.map {
+            EarlyFlowResponse(
+                flow: flows[$0.flow].name,
+                topic: $0.origin.topic,
+                partition: $0.origin.partition,
+                offset: $0.origin.offset,
+                correlationKey: $0.key,
+                timestampMs: $0.timeMs,
+                deadlineMs: $0.deadlineMs,
+                sequence: $0.sequence
+            )
+        }
+        changes.earlyRemoved = orphanedEarly
+        orphanedEarly.removeAll()
+        for (flow, origin) in earlyRemoved {
+            changes.earlyRemoved.append(
+                PendingFlowKey(
+                    flow: flows[flow].name,
+                    topic: origin.topic,
+                    partition: origin.partition,
+                    offset: origin.offset
+                )
+            )
+        }
         return changes
     }
 
@@ -344,7 +424,15 @@ public struct AnalysisEngine: Sendable {
     ///   - requests: The stored requests, in any order.
     ///   - flowClockMs: The stored flow clock (``PendingFlowChanges/flowClockMs``); the clock moves to it if it is
     ///     later, without expiring anything (a stored request's deadline is after it unless it was added late).
-    public mutating func restorePending(_ requests: [PendingFlowRequest], flowClockMs: Int64 = .min) {
+    ///   - earlyResponses: The stored early responses (``PendingFlowChanges/earlyAdded``), in any order: restored
+    ///     the same way (uncounted, not reported as added, reported as removed once taken, expired or evicted,
+    ///     kept in ``EarlyFlowResponse/sequence`` order; unknown flows dropped and reported as removed, ones
+    ///     already buffered skipped; evictions by the bound counted in ``earlyResponsesEvicted``).
+    public mutating func restorePending(
+        _ requests: [PendingFlowRequest],
+        flowClockMs: Int64 = .min,
+        earlyResponses: [EarlyFlowResponse] = []
+    ) {
         if flowClockMs > clockMs { clockMs = flowClockMs }
         var flowIDs: [String: Int] = [:]
         for (index, flow) in flows.enumerated() where flowIDs[flow.name] == nil { flowIDs[flow.name] = index }
@@ -367,6 +455,32 @@ public struct AnalysisEngine: Sendable {
         var evicted: [PendingRequest] = []
         correlator.restore(snapshots) { evicted.append($0) }
         countEvicted(evicted)
+
+        var responses: [EarlyResponse] = []
+        responses.reserveCapacity(earlyResponses.count)
+        for response in earlyResponses {
+            guard let flow = flowIDs[response.flow] else {
+                orphanedEarly.append(response.key)
+                continue
+            }
+            responses.append(
+                EarlyResponse(
+                    flow: flow,
+                    key: response.correlationKey,
+                    timeMs: response.timestampMs,
+                    origin: RequestOrigin(
+                        topic: response.topic,
+                        partition: response.partition,
+                        offset: response.offset
+                    ),
+                    deadlineMs: response.deadlineMs,
+                    sequence: response.sequence
+                )
+            )
+        }
+        var earlyEvicted: Int64 = 0
+        early.restore(responses) { _ in earlyEvicted += 1 }
+        earlyEvictedCount += earlyEvicted
     }
 
     private func correlationKey(

@@ -22,7 +22,7 @@ public struct PendingFlowKey: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A flow request waiting for its response, with what is needed to restore it exactly
-/// (``AnalysisEngine/takePendingChanges()``, ``AnalysisEngine/restorePending(_:flowClockMs:)``).
+/// (``AnalysisEngine/takePendingChanges()``, ``AnalysisEngine/restorePending(_:flowClockMs:earlyResponses:)``).
 public struct PendingFlowRequest: Sendable, Hashable, CustomStringConvertible {
     /// The flow's name.
     public var flow: String
@@ -78,29 +78,97 @@ public struct PendingFlowRequest: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The changes to an engine's pending flow requests since its previous ``AnalysisEngine/takePendingChanges()``:
-/// apply them to a store together with the rollup delta and offsets of the same moment, and the store holds
-/// exactly the requests pending at that moment.
+/// A flow response analyzed before any request of its flow with its correlation key (replay reads the request
+/// and response partitions in parallel), buffered until a request takes it or it expires
+/// (``AnalysisEngine/takePendingChanges()``, ``AnalysisEngine/restorePending(_:flowClockMs:earlyResponses:)``).
+public struct EarlyFlowResponse: Sendable, Hashable, CustomStringConvertible {
+    /// The flow's name.
+    public var flow: String
+    /// The response record's topic.
+    public var topic: String
+    /// The response record's partition.
+    public var partition: Int32
+    /// The response record's offset.
+    public var offset: Int64
+    /// The correlation key a request must carry.
+    public var correlationKey: String
+    /// The response's event time in milliseconds (latency is measured to it).
+    public var timestampMs: Int64
+    /// When the response is dropped on the flow clock (its event time plus the flow's timeout, `Int64.max` on
+    /// overflow); kept as given on restore.
+    public var deadlineMs: Int64
+    /// The insertion order among early responses (the FIFO order per key and the eviction order); only its
+    /// relative order matters.
+    public var sequence: UInt64
+
+    /// Creates an early response.
+    public init(
+        flow: String,
+        topic: String,
+        partition: Int32,
+        offset: Int64,
+        correlationKey: String,
+        timestampMs: Int64,
+        deadlineMs: Int64,
+        sequence: UInt64
+    ) {
+        self.flow = flow
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.correlationKey = correlationKey
+        self.timestampMs = timestampMs
+        self.deadlineMs = deadlineMs
+        self.sequence = sequence
+    }
+
+    /// The response's identity (the flow and the response record's position).
+    public var key: PendingFlowKey {
+        PendingFlowKey(flow: flow, topic: topic, partition: partition, offset: offset)
+    }
+
+    public var description: String {
+        "early \(key) key=\(correlationKey) t=\(timestampMs) deadline=\(deadlineMs) #\(sequence)"
+    }
+}
+
+/// The changes to an engine's pending flow requests and early responses since its previous
+/// ``AnalysisEngine/takePendingChanges()``: apply them to a store together with the rollup delta and offsets of the
+/// same moment, and the store holds exactly the requests and early responses pending at that moment.
 public struct PendingFlowChanges: Sendable, Hashable {
     /// Requests added since the previous take and still pending, in insertion order.
     public var added: [PendingFlowRequest]
     /// Requests that were pending at the previous take (or were restored) and have since been completed,
     /// expired, evicted or consumed by a negative latency, or were restored for a flow that no longer exists.
     public var removed: [PendingFlowKey]
+    /// Early responses buffered since the previous take and still buffered, in insertion order.
+    public var earlyAdded: [EarlyFlowResponse]
+    /// Early responses that were buffered at the previous take (or were restored) and have since been taken by a
+    /// request, expired or evicted, or were restored for a flow that no longer exists (keys name the response
+    /// record).
+    public var earlyRemoved: [PendingFlowKey]
     /// The engine's flow clock at the take (`Int64.min` before any record): restore it with the requests so that
     /// expiry continues exactly where it was.
     public var flowClockMs: Int64
 
     /// Creates changes; none by default.
-    public init(added: [PendingFlowRequest] = [], removed: [PendingFlowKey] = [], flowClockMs: Int64 = .min) {
+    public init(
+        added: [PendingFlowRequest] = [],
+        removed: [PendingFlowKey] = [],
+        flowClockMs: Int64 = .min,
+        earlyAdded: [EarlyFlowResponse] = [],
+        earlyRemoved: [PendingFlowKey] = []
+    ) {
         self.added = added
         self.removed = removed
+        self.earlyAdded = earlyAdded
+        self.earlyRemoved = earlyRemoved
         self.flowClockMs = flowClockMs
     }
 
     /// No changes and no flow clock.
     public static let empty = PendingFlowChanges()
 
-    /// Whether no request was added or removed.
-    public var isEmpty: Bool { added.isEmpty && removed.isEmpty }
+    /// Whether no request or early response was added or removed.
+    public var isEmpty: Bool { added.isEmpty && removed.isEmpty && earlyAdded.isEmpty && earlyRemoved.isEmpty }
 }
