@@ -64,9 +64,11 @@ public struct LagStatusSample: Sendable, Hashable {
 /// - **stalled**: the unchanged run is at least `W` samples: records waited and the commit did not move
 ///   during the whole window.
 /// - **warning**: the window is full, every sample in it is waiting, the committed offset moved within it,
-///   and lag is *growing*: the newest lag is greater than the oldest, and no sample in the window is below
-///   the oldest. (A consumer that commits in batches has saw-tooth lag; it warns only if the teeth climb.
-///   A consumer that drains back to where the window started, or reaches 0 once, does not warn.)
+///   and lag is *growing*: it never decreased from one sample to the next within the window, and the newest
+///   lag is strictly greater than the oldest. Noise (lag 1, 3, 2) and the saw-tooth of a consumer that
+///   commits in batches do not warn; a lag that reached 0 once in the window does not warn. The price: a
+///   consumer whose saw-tooth climbs slowly is not flagged until its teeth stop falling or it stops
+///   committing.
 /// - **ok**: everything else, including every sample with nothing waiting, however old the last commit:
 ///   an idle partition is not a failure. A partition without a commit is ok (its own metric says so).
 ///
@@ -124,7 +126,8 @@ public struct PartitionStatusTracker: Sendable, Hashable {
         guard samples.count == window, let oldest = samples.first, let newest = samples.last else { return false }
         guard samples.allSatisfy({ $0.lagMessages > 0 }) else { return false }
         guard samples.contains(where: { $0.committed != oldest.committed }) else { return false }
-        return newest.lagMessages > oldest.lagMessages && samples.allSatisfy { $0.lagMessages >= oldest.lagMessages }
+        guard newest.lagMessages > oldest.lagMessages else { return false }
+        return zip(samples, samples.dropFirst()).allSatisfy { $1.lagMessages >= $0.lagMessages }
     }
 }
 
