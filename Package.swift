@@ -98,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowmeterAppTests",
-            dependencies: ["FlowmeterApp", "FlowmeterCore"],
+            dependencies: ["FlowmeterApp", "FlowmeterCore", "Kafka", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
