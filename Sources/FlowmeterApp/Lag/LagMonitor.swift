@@ -15,8 +15,10 @@ import Synchronization
 ///    watched, on every partition assigned to this replica.
 /// 2. Shards: a group watching topic `T` is polled on `(T, p)` only when `(T, p)` is in this replica's own
 ///    assignment, so replicas divide the work and no partition is reported by two replicas.
-/// 3. Per group, fetches the committed offsets of all its partitions here in **one** ListConsumerGroupOffsets
-///    request with explicit partitions.
+/// 3. Per group, fetches the committed offsets of all its partitions here in **one** OffsetFetch request (the
+///    request ListConsumerGroupOffsets sends) with explicit partitions, through `rd_kafka_committed` on a
+///    non-joining consumer with the group's id (librdkafka 2.0.2's admin call can abort the process when a
+///    broker connection drops; see `committedOffsets(group:partitions:)`).
 /// 4. Then the watermarks: librdkafka's cached ones for partitions this process reads (when their end is not
 ///    behind a commit), else `query_watermark_offsets` through ``KafkaAdmin/watermarks(_:timeout:)`` (bounded
 ///    concurrency, watchdog).
@@ -45,6 +47,8 @@ public final class LagMonitor: Service, Sendable {
     private let now: @Sendable () -> Date
     private let admin: KafkaAdmin
     private let reader: KafkaRecordReader
+    private let kafka: KafkaClientConfig
+    private let offsetClients = Mutex<[String: KafkaConsumer]>([:])
     private let state = Mutex(MonitorState())
     private let closed = Mutex(false)
 
@@ -89,6 +93,7 @@ public final class LagMonitor: Service, Sendable {
         self.cachedWatermarks = cachedWatermarks
         self.seenTimestamp = seenTimestamp
         self.now = now
+        self.kafka = kafka
         self.admin = try KafkaAdmin(config: kafka, logger: logger)
         do {
             self.reader = try KafkaRecordReader(config: kafka, logger: logger)
@@ -127,6 +132,11 @@ public final class LagMonitor: Service, Sendable {
         guard !wasClosed else { return }
         reader.close()
         admin.close()
+        let clients = offsetClients.withLock { clients in
+            defer { clients.removeAll() }
+            return clients
+        }
+        for client in clients.values { client.close() }
     }
 
     // MARK: - One cycle
@@ -138,21 +148,12 @@ public final class LagMonitor: Service, Sendable {
         let plan = await makePlan(assigned: assigned)
         let noMembers = await groupsWithoutMembers(plan.keys)
 
-        // Committed offsets: one request per group, all groups at once.
+        // Committed offsets: one OffsetFetch request per group, all groups at once.
         let committed = await withTaskGroup(of: (String, Result<[TopicPartition: Int64?], KafkaError>).self) {
             tasks in
             for (group, partitions) in plan where !partitions.isEmpty {
-                tasks.addTask { [admin, requestTimeout] in
-                    do throws(KafkaError) {
-                        let offsets = try await admin.committedOffsets(
-                            group: group,
-                            partitions: partitions,
-                            timeout: requestTimeout
-                        )
-                        return (group, .success(offsets))
-                    } catch {
-                        return (group, .failure(error))
-                    }
+                tasks.addTask { [self] in
+                    (group, await committedOffsets(group: group, partitions: partitions))
                 }
             }
             var results: [String: Result<[TopicPartition: Int64?], KafkaError>] = [:]
@@ -234,6 +235,41 @@ public final class LagMonitor: Service, Sendable {
     /// Timeouts and transport failures: the broker did not answer, so values are stale, not wrong.
     private static func isUnanswered(_ error: KafkaError) -> Bool {
         error.code == .timedOut || error.code == .closed || error.isRetriable
+    }
+
+    /// A group's committed offsets for explicit partitions, in one OffsetFetch request (what
+    /// ListConsumerGroupOffsets sends), through `rd_kafka_committed` on a consumer that carries the group's id
+    /// and never joins it.
+    ///
+    /// Not through ``KafkaAdmin/committedOffsets(group:partitions:timeout:)``: in librdkafka 2.0.2 that admin
+    /// call aborts the whole process (`rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt > 0`) when
+    /// the coordinator connection drops during the request, which a broker outage does (librdkafka issue 3663,
+    /// still open). The consumer-group path has no such bug; it costs one idle client per watched group.
+    private func committedOffsets(
+        group: String,
+        partitions: [TopicPartition]
+    ) async -> Result<[TopicPartition: Int64?], KafkaError> {
+        let client: KafkaConsumer
+        do throws(KafkaError) {
+            client = try offsetClients.withLock { clients throws(KafkaError) in
+                if let existing = clients[group] { return existing }
+                let created = try KafkaConsumer(config: kafka, groupID: group, logger: logger)
+                clients[group] = created
+                return created
+            }
+        } catch {
+            return .failure(error)
+        }
+        let timeout = requestTimeout
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                do throws(KafkaError) {
+                    continuation.resume(returning: .success(try client.committed(partitions, timeout: timeout)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
     }
 
     private func makePlan(assigned: Set<TopicPartition>) async -> [String: [TopicPartition]] {
