@@ -146,22 +146,46 @@ struct LagMonitorTests {
         #expect(monitor.samples.count == 6)
 
         let text = metrics(monitor)
-        #expect(text.contains("flowmeter_consumergroup_lag_messages{group=\"graders\",topic=\"orders\",partition=\"0\"} 6\n"))
-        #expect(text.contains("flowmeter_consumergroup_lag_messages{group=\"graders\",topic=\"orders\",partition=\"1\"} 0\n"))
-        #expect(text.contains("flowmeter_consumergroup_lag_seconds{group=\"graders\",topic=\"orders\",partition=\"1\"} 0\n"))
-        #expect(text.contains("flowmeter_consumergroup_no_commit{group=\"nobody\",topic=\"orders\",partition=\"0\"} 1\n"))
-        #expect(text.contains("flowmeter_consumergroup_no_commit{group=\"graders\",topic=\"orders\",partition=\"0\"} 0\n"))
+        #expect(
+            text.contains(
+                "flowmeter_consumergroup_lag_messages{group=\"graders\",topic=\"orders\",partition=\"0\"} 6\n"
+            )
+        )
+        #expect(
+            text.contains(
+                "flowmeter_consumergroup_lag_messages{group=\"graders\",topic=\"orders\",partition=\"1\"} 0\n"
+            )
+        )
+        #expect(
+            text.contains("flowmeter_consumergroup_lag_seconds{group=\"graders\",topic=\"orders\",partition=\"1\"} 0\n")
+        )
+        #expect(
+            text.contains("flowmeter_consumergroup_no_commit{group=\"nobody\",topic=\"orders\",partition=\"0\"} 1\n")
+        )
+        #expect(
+            text.contains("flowmeter_consumergroup_no_commit{group=\"graders\",topic=\"orders\",partition=\"0\"} 0\n")
+        )
         #expect(!text.contains("flowmeter_consumergroup_lag_messages{group=\"nobody\""))
-        #expect(text.contains("flowmeter_consumergroup_lost_messages{group=\"graders\",topic=\"orders\",partition=\"0\"} 0\n"))
+        #expect(
+            text.contains(
+                "flowmeter_consumergroup_lost_messages{group=\"graders\",topic=\"orders\",partition=\"0\"} 0\n"
+            )
+        )
         #expect(text.contains("flowmeter_consumergroup_lag_stale{group=\"graders\"} 0\n"))
         #expect(text.contains("# TYPE flowmeter_lag_poll_seconds gauge\nflowmeter_lag_poll_seconds "))
         for family in ["lag_messages", "lag_seconds", "no_commit", "lost_messages", "status", "lag_stale"] {
             #expect(text.contains("# HELP flowmeter_consumergroup_\(family) "))
             #expect(text.contains("# TYPE flowmeter_consumergroup_\(family) gauge\n"))
         }
-        let statusLines = text.split(separator: "\n").filter { $0.hasPrefix("flowmeter_consumergroup_status{group=\"graders\"") }
+        let statusLines = text.split(separator: "\n").filter {
+            $0.hasPrefix("flowmeter_consumergroup_status{group=\"graders\"")
+        }
         #expect(statusLines.count == 5)
-        #expect(statusLines.filter { $0.hasSuffix(" 1") } == ["flowmeter_consumergroup_status{group=\"graders\",status=\"ok\"} 1"])
+        #expect(
+            statusLines.filter { $0.hasSuffix(" 1") } == [
+                "flowmeter_consumergroup_status{group=\"graders\",status=\"ok\"} 1"
+            ]
+        )
 
         // The record at the unchanged position is read once, not every cycle.
         #expect(monitor.recordReads == 1)

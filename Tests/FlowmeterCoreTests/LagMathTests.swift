@@ -65,7 +65,13 @@ import Testing
             name: "reprocessing from the beginning: the true age of the position",
             offsets: PartitionOffsets(committed: 0, logStart: 0, end: 1_000),
             firstWaiting: WaitingRecord(offset: 0, timestampMs: now - 86_400_000),
-            expected: PartitionLag(messages: 1_000, seconds: 86_400, lostMessages: 0, noCommit: false, outOfRange: false)
+            expected: PartitionLag(
+                messages: 1_000,
+                seconds: 86_400,
+                lostMessages: 0,
+                noCommit: false,
+                outOfRange: false
+            )
         ),
         Case(
             name: "commit past the end: out of range, no lag",
@@ -95,7 +101,10 @@ import Testing
 
     @Test(arguments: cases)
     func lag(_ testCase: Case) {
-        #expect(LagMath.lag(offsets: testCase.offsets, firstWaiting: testCase.firstWaiting, nowMs: Self.now) == testCase.expected)
+        #expect(
+            LagMath.lag(offsets: testCase.offsets, firstWaiting: testCase.firstWaiting, nowMs: Self.now)
+                == testCase.expected
+        )
     }
 
     @Test func positionAndRange() {

@@ -18,7 +18,12 @@ struct KafkaRecordReaderTests {
         try produce(
             producer,
             (0..<10).map {
-                ProducerMessage(topic: "lessons", partition: 1, value: bytes("\($0)"), timestampMs: base + Int64($0) * 1000)
+                ProducerMessage(
+                    topic: "lessons",
+                    partition: 1,
+                    value: bytes("\($0)"),
+                    timestampMs: base + Int64($0) * 1000
+                )
             }
         )
         let reader = try KafkaRecordReader(
@@ -36,7 +41,9 @@ struct KafkaRecordReaderTests {
         #expect(try reader.timestamp(of: partition, atOrAfter: 10, before: 10, timeout: .seconds(5)) == nil)
         #expect(try reader.timestamp(of: partition, atOrAfter: 5, before: 5, timeout: .seconds(5)) == nil)
         // An empty partition ends at once.
-        #expect(try reader.timestamp(of: TopicPartition("lessons", 0), atOrAfter: 0, before: 1, timeout: .seconds(5)) == nil)
+        #expect(
+            try reader.timestamp(of: TopicPartition("lessons", 0), atOrAfter: 0, before: 1, timeout: .seconds(5)) == nil
+        )
         #expect(reader.groupID.hasPrefix("flowmeter-record-reader-"))
     }
 
@@ -59,7 +66,10 @@ struct KafkaRecordReaderTests {
         )
         defer { reader.close() }
         let started = ContinuousClock.now
-        #expect(try reader.timestamp(of: TopicPartition("quizzes", 0), atOrAfter: 3, before: 5, timeout: .seconds(10)) == nil)
+        #expect(
+            try reader.timestamp(of: TopicPartition("quizzes", 0), atOrAfter: 3, before: 5, timeout: .seconds(10))
+                == nil
+        )
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
@@ -80,7 +90,12 @@ struct KafkaRecordReaderTests {
         try producer.beginTransaction()
         for index in 0..<3 {
             try producer.send(
-                ProducerMessage(topic: "grades", partition: 0, value: bytes("\(index)"), timestampMs: base + Int64(index))
+                ProducerMessage(
+                    topic: "grades",
+                    partition: 0,
+                    value: bytes("\(index)"),
+                    timestampMs: base + Int64(index)
+                )
             )
         }
         try producer.commitTransaction()

@@ -205,7 +205,9 @@ public final class LagMonitor: Service, Sendable {
                         update.stale = true
                         logger.warning(
                             "Cannot read the first waiting record",
-                            metadata: ["lag.group": "\(group)", "lag.partition": "\(partition)", "kafka.error": "\(error)"]
+                            metadata: [
+                                "lag.group": "\(group)", "lag.partition": "\(partition)", "kafka.error": "\(error)",
+                            ]
                         )
                     }
                 }
@@ -536,7 +538,8 @@ public final class LagMonitor: Service, Sendable {
                 "1 while lag for the group could not be refreshed (the last values are kept, not guessed)."
             ) {
                 for (group, groupState) in groups {
-                    text += "flowmeter_consumergroup_lag_stale{group=\"\(escape(group))\"} \(groupState.stale ? 1 : 0)\n"
+                    text +=
+                        "flowmeter_consumergroup_lag_stale{group=\"\(escape(group))\"} \(groupState.stale ? 1 : 0)\n"
                 }
             }
             family("flowmeter_lag_poll_seconds", "Duration of the last lag polling cycle.") {
@@ -665,7 +668,10 @@ struct MonitorState {
             }
             entry.stale = update.stale
             entry.groupError = update.groupError
-            entry.status = GroupStatus.worst(entry.partitions.values.map(\.tracker.status), groupError: update.groupError)
+            entry.status = GroupStatus.worst(
+                entry.partitions.values.map(\.tracker.status),
+                groupError: update.groupError
+            )
             // A group with nothing assigned here has nothing to report from this replica.
             groups[group] = update.partitions.isEmpty ? nil : entry
         }
