@@ -48,6 +48,7 @@ public final class LagMonitor: Service, Sendable {
     private let admin: KafkaAdmin
     private let reader: KafkaRecordReader
     private let kafka: KafkaClientConfig
+    private let describesGroups: Bool
     private let offsetClients = Mutex<[String: KafkaConsumer]>([:])
     private let state = Mutex(MonitorState())
     private let closed = Mutex(false)
@@ -68,6 +69,10 @@ public final class LagMonitor: Service, Sendable {
     ///   - cachedWatermarks: librdkafka's cached watermarks for partitions this process reads, if any.
     ///   - seenTimestamp: the timestamp of the record Flowmeter itself read at exactly that offset, if it
     ///     remembers one.
+    ///   - describesGroups: whether to ask the broker (DescribeGroups) which groups with waiting records have no
+    ///     members, which makes them `stopped` at once. Off by default: in librdkafka 2.0.2 DescribeGroups, like
+    ///     every coordinator admin request, can abort the process when a broker connection drops mid-request
+    ///     (librdkafka issues 3663 and 4605), and brokers without ListGroups (the mock) cannot answer it anyway.
     ///   - now: the wall clock (injectable for tests).
     /// - Throws: A ``KafkaError`` if a client cannot be created.
     public init(
@@ -81,6 +86,7 @@ public final class LagMonitor: Service, Sendable {
         assignment: @escaping @Sendable () -> Set<TopicPartition>,
         cachedWatermarks: @escaping @Sendable (TopicPartition) -> Watermarks? = { _ in nil },
         seenTimestamp: @escaping @Sendable (TopicPartition, Int64) -> Int64? = { _, _ in nil },
+        describesGroups: Bool = false,
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws(KafkaError) {
         self.analyzers = analyzers
@@ -94,6 +100,7 @@ public final class LagMonitor: Service, Sendable {
         self.seenTimestamp = seenTimestamp
         self.now = now
         self.kafka = kafka
+        self.describesGroups = describesGroups
         self.admin = try KafkaAdmin(config: kafka, logger: logger)
         do {
             self.reader = try KafkaRecordReader(config: kafka, logger: logger)
@@ -335,6 +342,7 @@ public final class LagMonitor: Service, Sendable {
     /// Groups the broker describes as having no members, among those with records waiting at the last poll.
     /// Empty where the broker cannot describe groups.
     private func groupsWithoutMembers(_ groups: some Collection<String>) async -> Set<String> {
+        guard describesGroups else { return [] }
         let waiting = state.withLock { state in
             groups.filter { state.groups[$0]?.hasWaitingRecords == true }
         }
