@@ -98,7 +98,9 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowmeterAppTests",
-            dependencies: ["FlowmeterApp", "FlowmeterCore", "Kafka", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "FlowmeterApp", "FlowmeterCore", "Kafka", "Postgres", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

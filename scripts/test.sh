@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+export FLOWMETER_PROMTOOL="$PWD/.tools/prometheus/usr/bin/promtool"
 
 pgdir=$(mktemp -d /tmp/flowmeter-test-pg.XXXXXX)
 cleanup() {

@@ -134,6 +134,7 @@ public final class KafkaConsumer: Sendable {
     private let logger: Logger
     private let closed = Mutex(false)
     private let topicNames = Mutex<[UInt: String]>([:])
+    private let recentErrors = Mutex<[String: (lastLogged: ContinuousClock.Instant, suppressed: Int)]>([:])
 
     /// The consumer group id.
     public let groupID: String
@@ -217,7 +218,7 @@ public final class KafkaConsumer: Sendable {
             if error.isFatal || rd_kafka_fatal_error(handle.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw error
             }
-            logger.warning("Consumer error", metadata: ["kafka.error": "\(error)"])
+            reportTransient(error)
             return nil
         }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
@@ -232,6 +233,29 @@ public final class KafkaConsumer: Sendable {
             timestampMs: timestamp,
             timestampType: type == RD_KAFKA_TIMESTAMP_CREATE_TIME
                 ? .createTime : (type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .notAvailable)
+        )
+    }
+
+    /// Logs a transient consumer error once a minute per distinct error, with the number of repeats suppressed
+    /// (an unknown topic is reported on every fetch otherwise).
+    private func reportTransient(_ error: KafkaError) {
+        let key = error.description
+        let now = ContinuousClock.now
+        let suppressed: Int? = recentErrors.withLock { recent in
+            if var entry = recent[key], now - entry.lastLogged < .seconds(60) {
+                entry.suppressed += 1
+                recent[key] = entry
+                return nil
+            }
+            let suppressed = recent[key]?.suppressed ?? 0
+            recent[key] = (now, 0)
+            if recent.count > 256 { recent.removeAll() }
+            return suppressed
+        }
+        guard let suppressed else { return }
+        logger.warning(
+            "Consumer error",
+            metadata: ["kafka.error": "\(error)", "kafka.repeats_suppressed": "\(suppressed)"]
         )
     }
 
@@ -357,6 +381,21 @@ public final class KafkaConsumer: Sendable {
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_committed(handle.pointer, list, timeout.milliseconds)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "committed") }
+        var result: [TopicPartition: Int64?] = [:]
+        for entry in readPartitionList(list) {
+            result[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil
+        }
+        return result
+    }
+
+    /// The fetch positions (next offsets to fetch) of assigned partitions; `nil` where none is known yet.
+    public func position(_ partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartition: Int64?] {
+        try checkOpen()
+        guard !partitions.isEmpty else { return [:] }
+        let list = makePartitionList(partitions.map { ($0, invalidOffset) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_position(handle.pointer, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "position") }
         var result: [TopicPartition: Int64?] = [:]
         for entry in readPartitionList(list) {
             result[entry.topicPartition] = entry.offset >= 0 ? entry.offset : nil

@@ -7,6 +7,9 @@ struct Flowmeter: AsyncParsableCommand {
         commandName: "flowmeter",
         abstract: "Analyze LearnFlow's Dapr event streams on Kafka: latency, dead letters, consumer lag.",
         version: flowmeterVersion,
-        subcommands: [DevKafkaCommand.self, CheckCommand.self]
+        subcommands: [
+            RunCommand.self, BackfillCommand.self, QueryCommand.self, MigrateCommand.self, CheckCommand.self,
+            DevKafkaCommand.self,
+        ]
     )
 }

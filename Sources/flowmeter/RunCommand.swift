@@ -6,7 +6,8 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "The daemon: consume, analyze, serve /metrics, /healthz and /readyz until SIGTERM.",
-        discussion: "Drains gracefully on SIGTERM or SIGINT: stops fetching, commits, leaves the group, then stops HTTP."
+        discussion:
+            "Drains gracefully on SIGTERM or SIGINT: stops fetching, commits, leaves the group, then stops HTTP."
     )
 
     @OptionGroup var options: CommonOptions

@@ -602,6 +602,33 @@ import Testing
         #expect(metrics["flowmeter_events_duplicate_total{topic=\"b.dlq.sub\"}"] == 1)
     }
 
+    @Test func emptyTopicHeaderFallsBackToTheCloudEventTopic() {
+        var engine = Self.engine()
+        var copy = Dapr.deadLetterCopy(of: Dapr.event(topic: "b", id: "o1", at: Self.m), on: "b.dlq.x", at: Self.m + 9)
+        copy.headers = copy.headers.map { $0.name == "__topic" ? RecordHeader(name: "__topic", string: "") : $0 }
+        engine.feed(copy)
+        let metrics = Exposition(engine.exposition)
+        #expect(metrics["flowmeter_deadletter_events_total{topic=\"b\",dead_letter_topic=\"b.dlq.x\"}"] == 1)
+    }
+
+    @Test func originalTopicsPerDeadLetterTopicAreCapped() {
+        var engine = Self.engine { $0.maxDeadLetterTopicsPerTopic = 2 }
+        for (index, origin) in ["a", "b", "c", "d"].enumerated() {
+            let original = Dapr.event(topic: origin, id: "o\(index)", at: Self.m, offset: Int64(index))
+            engine.feed(Dapr.deadLetterCopy(of: original, on: "shared.dlq", at: Self.m + 1))
+        }
+        let metrics = Exposition(engine.exposition)
+        #expect(metrics["flowmeter_deadletter_events_total{topic=\"a\",dead_letter_topic=\"shared.dlq\"}"] == 1)
+        #expect(metrics["flowmeter_deadletter_events_total{topic=\"b\",dead_letter_topic=\"shared.dlq\"}"] == 1)
+        #expect(metrics["flowmeter_deadletter_events_total{topic=\"other\",dead_letter_topic=\"shared.dlq\"}"] == 2)
+        let delta = engine.takeRollupDelta()
+        let other = delta.deadLetters[
+            DeadLetterKey(windowStartMs: Self.m, topic: "other", deadLetterTopic: "shared.dlq")
+        ]
+        #expect(other?.copies == 2)
+        #expect(other?.distinctOriginals == 2)
+    }
+
     @Test func deadLetterTopicLabelsAreCappedPerTopic() {
         var engine = Self.engine { $0.maxDeadLetterTopicsPerTopic = 1 }
         let original = Dapr.event(topic: "a", id: "o1", at: Self.m)
@@ -765,6 +792,8 @@ import Testing
         engine.feed(Dapr.event(topic: "a", id: "3", at: Self.m + 300, trace: 3))
         engine.feed(Dapr.deadLetterCopy(of: request, on: "a.failed", at: Self.m + 4_000))
         engine.feed(TestRecord(topic: "a", timestampMs: Self.m, value: Array("{".utf8)))
+        let twice = [RecordHeader(name: "h", string: "1"), RecordHeader(name: "h", string: "2")]
+        engine.feed(TestRecord(topic: "b", timestampMs: Self.m, headers: twice, value: nil))
         engine.advance(nowMs: Self.m + 60_000)
         let text = engine.exposition
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("flowmeter-engine-sample.prom")

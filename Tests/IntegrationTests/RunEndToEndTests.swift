@@ -32,13 +32,14 @@ struct RunEndToEndTests {
         // 10 grading requests through kcat: Dapr envelopes with a traceparent per request.
         let traces = (0..<10).map { String(format: "%032x", 0xA000 + $0) }
         let requests = traces.enumerated().map { index, trace in
-            "learner-\(index)|" + Dapr.envelope(
-                id: "req-\(index)",
-                topic: "exercise.submitted",
-                source: "frontend",
-                trace: trace,
-                data: "{\"submissionId\":\"s-\(index)\"}"
-            )
+            "learner-\(index)|"
+                + Dapr.envelope(
+                    id: "req-\(index)",
+                    topic: "exercise.submitted",
+                    source: "frontend",
+                    trace: trace,
+                    data: "{\"submissionId\":\"s-\(index)\"}"
+                )
         }
         try Harness.produce(kcat, broker: broker.bootstrapServers, topic: "exercise.submitted", lines: requests)
 
@@ -91,14 +92,20 @@ struct RunEndToEndTests {
             headers: dlqHeaders
         )
 
-        // Three malformed records and one raw text record.
+        // Three malformed records, and one raw text record as Dapr writes it for rawPayload publishes.
         try Harness.produce(
             kcat,
             broker: broker.bootstrapServers,
             topic: "learning.requested",
             lines: ["k|{\"data\":{\"broken\"", "k|{\"specversion\":\"1.0\",", "k|[1,2,"]
         )
-        try Harness.produce(kcat, broker: broker.bootstrapServers, topic: "course.completed", lines: ["k|hello"])
+        try Harness.produce(
+            kcat,
+            broker: broker.bootstrapServers,
+            topic: "course.completed",
+            lines: ["k|hello"],
+            headers: ["rawPayload=true"]
+        )
 
         // Wait until all 26 records are analyzed.
         var metrics = Metrics(text: "")
@@ -109,13 +116,21 @@ struct RunEndToEndTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(metrics.sum("flowmeter_events_total") == 26)
-        #expect(metrics.value("flowmeter_events_total", ["topic": "exercise.submitted", "type": "com.dapr.event.sent"]) == 10)
-        #expect(metrics.value("flowmeter_events_total", ["topic": "exercise.graded", "type": "com.dapr.event.sent"]) == 10)
+        #expect(
+            metrics.value("flowmeter_events_total", ["topic": "exercise.submitted", "type": "com.dapr.event.sent"])
+                == 10
+        )
+        #expect(
+            metrics.value("flowmeter_events_total", ["topic": "exercise.graded", "type": "com.dapr.event.sent"]) == 10
+        )
         #expect(metrics.value("flowmeter_events_total", ["topic": Self.dlqTopic, "type": "com.dapr.event.sent"]) == 2)
         #expect(metrics.value("flowmeter_events_total", ["topic": "learning.requested", "type": "malformed"]) == 3)
         #expect(metrics.value("flowmeter_events_total", ["topic": "course.completed", "type": "raw"]) == 1)
         #expect(
-            metrics.value("flowmeter_events_invalid_total", ["topic": "learning.requested", "reason": "malformed_json"])
+            metrics.value(
+                "flowmeter_events_invalid_total",
+                ["topic": "learning.requested", "reason": "malformed_json"]
+            )
                 == 3
         )
         #expect(metrics.sum("flowmeter_records_consumed_total") == 26)
@@ -157,7 +172,10 @@ struct RunEndToEndTests {
         // SIGTERM drains: exit 0, and the processed offsets are committed for Flowmeter's group.
         daemon.process.terminate()
         #expect(await daemon.waitForExit(timeout: .seconds(30)) == 0)
-        let admin = try KafkaAdmin(config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers), logger: quietLogger)
+        let admin = try KafkaAdmin(
+            config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers),
+            logger: quietLogger
+        )
         defer { admin.close() }
         let partitions = (0..<3).map { TopicPartition("exercise.submitted", Int32($0)) }
         let committed = try await admin.committedOffsets(group: "flowmeter", partitions: partitions)

@@ -30,7 +30,9 @@ extension Harness {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw HarnessError.unexpected("bind() failed") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -81,7 +83,12 @@ extension Harness {
                 guard let range = text.range(of: "\"traceparent\":\"00-") else { continue }
                 let trace = String(text[range.upperBound...].prefix(32))
                 stamps.append(
-                    Stamp(trace: trace, partition: record.partition, offset: record.offset, timestampMs: record.timestampMs)
+                    Stamp(
+                        trace: trace,
+                        partition: record.partition,
+                        offset: record.offset,
+                        timestampMs: record.timestampMs
+                    )
                 )
             }
             await Task.yield()
@@ -109,7 +116,7 @@ final class FlowmeterProcess {
 
     init(arguments: [String], environment: [String: String] = [:]) throws {
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("flowmeter-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Harness.flowmeterBinary())
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
@@ -153,7 +160,10 @@ struct HTTPProbe {
         var request = URLRequest(url: url)
         request.timeoutInterval = 10
         let (data, response) = try await URLSession.shared.data(for: request)
-        return Response(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+        return Response(
+            status: (response as? HTTPURLResponse)?.statusCode ?? 0,
+            body: String(decoding: data, as: UTF8.self)
+        )
     }
 
     func waitUntilReady(timeout: Duration, daemon: FlowmeterProcess) async throws {
@@ -161,7 +171,9 @@ struct HTTPProbe {
         var last = "no answer"
         while ContinuousClock.now < end {
             if !daemon.process.isRunning {
-                throw HarnessError.unexpected("flowmeter exited with \(daemon.process.terminationStatus): \(daemon.log)")
+                throw HarnessError.unexpected(
+                    "flowmeter exited with \(daemon.process.terminationStatus): \(daemon.log)"
+                )
             }
             if let response = try? await get("/readyz") {
                 if response.status == 200 { return }

@@ -2,6 +2,7 @@ import FlowmeterCore
 import Foundation
 import Kafka
 import Logging
+import Postgres
 import ServiceLifecycle
 import Synchronization
 
@@ -17,60 +18,48 @@ final class SharedEngine: Sendable {
     }
 }
 
-/// The last processed offset of every partition this replica has read, for commits.
-final class Progress: Sendable {
-    private let processed = Mutex<[TopicPartition: Int64]>([:])
-
-    func record(_ partition: TopicPartition, offset: Int64) {
-        processed.withLock { $0[partition] = offset }
-    }
-
-    /// Removes and returns the offsets of the given partitions (all if `nil`).
-    func take(_ partitions: [TopicPartition]? = nil) -> [TopicPartition: Int64] {
-        processed.withLock { processed in
-            guard let partitions else {
-                defer { processed.removeAll() }
-                return processed
-            }
-            var taken: [TopicPartition: Int64] = [:]
-            for partition in partitions { taken[partition] = processed.removeValue(forKey: partition) }
-            return taken
-        }
-    }
-
-    func restore(_ offsets: [TopicPartition: Int64]) {
-        processed.withLock { processed in
-            for (partition, offset) in offsets where (processed[partition] ?? -1) < offset {
-                processed[partition] = offset
-            }
-        }
-    }
+/// How the intake ends.
+enum IntakeMode: Sendable {
+    /// Until shutdown.
+    case continuous
+    /// Until every partition has reached the end offset captured at start (`backfill --until-end`).
+    case untilEnd([TopicPartition: Int64])
 }
 
 /// Reads the analyzed topics in Flowmeter's own consumer group and feeds every record to the engine.
 ///
-/// The poll loop runs on a thread of its own (librdkafka's calls block). Without PostgreSQL, processed offsets
-/// are committed to Kafka every flush interval and before partitions are given up, so a restart resumes from
-/// the group's commit.
+/// The poll loop runs on a thread of its own (librdkafka's and libpq's calls block). With PostgreSQL, the
+/// rollup deltas and the next offset of every partition are written in one transaction every flush interval and
+/// before partitions are given up; on assignment, partitions start at the offsets stored there. Without it,
+/// processed offsets are committed to Kafka every flush interval, so a restart resumes from the group's commit.
 final class Intake: Service {
     private let configuration: FlowmeterConfiguration
-    private let subscriptions: [String]
+    private let analyzers: AnalyzerSet
     private let shared: SharedEngine
     private let status: RunStatus
+    private let flushMetrics: FlushMetrics
+    private let mode: IntakeMode
+    private let progress: BackfillProgress?
     private let logger: Logger
     private let stopRequested = Mutex(false)
 
     init(
         configuration: FlowmeterConfiguration,
-        subscriptions: [String],
+        analyzers: AnalyzerSet,
         shared: SharedEngine,
         status: RunStatus,
+        flushMetrics: FlushMetrics,
+        mode: IntakeMode = .continuous,
+        progress: BackfillProgress? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
-        self.subscriptions = subscriptions
+        self.analyzers = analyzers
         self.shared = shared
         self.status = status
+        self.flushMetrics = flushMetrics
+        self.mode = mode
+        self.progress = progress
         self.logger = logger
     }
 
@@ -80,7 +69,8 @@ final class Intake: Service {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let thread = Thread { [self] in
                         do {
-                            try loop()
+                            let pipeline = try Pipeline(intake: self)
+                            try pipeline.run(until: { self.stopRequested.withLock { $0 } })
                             continuation.resume()
                         } catch {
                             status.intakeFailed("\(error)")
@@ -99,88 +89,389 @@ final class Intake: Service {
         }
     }
 
-    private func stop() {
+    func stop() {
         stopRequested.withLock { $0 = true }
     }
 
-    private func loop() throws {
-        let progress = Progress()
+    /// The intake thread's state. Everything here runs on that one thread: the loop, and the rebalance handler
+    /// (librdkafka calls it from inside `poll`).
+    private final class Pipeline: @unchecked Sendable {
+        // @unchecked: confined to the intake thread (see above); the handler closures only run there.
+        let intake: Intake
+        let sink: RollupSink?
         let consumerBox = ConsumerBox()
-        let from = configuration.from
-        let status = self.status
-        let logger = self.logger
-        let handler = RebalanceHandler(
-            onAssign: { partitions in
-                status.assigned(partitions)
-                guard case .time(let date) = from, let consumer = consumerBox.consumer else { return [:] }
-                return Self.startOffsets(for: partitions, at: date, consumer: consumer, logger: logger)
-            },
-            onRevoke: { partitions, lost in
-                let offsets = progress.take(partitions)
-                if !lost, let consumer = consumerBox.consumer, !offsets.isEmpty {
-                    do {
-                        try consumer.commit(processed: offsets)
-                    } catch {
-                        logger.warning("Commit before revocation failed", metadata: ["kafka.error": "\(error)"])
-                    }
-                }
-                status.revoked(partitions)
-            }
-        )
-        var properties: [(key: String, value: String)] = [
-            ("auto.offset.reset", from == .earliest ? "earliest" : "latest"),
-            ("client.id", "flowmeter"),
-        ]
-        properties += configuration.kafkaProperties.map { (key: $0.key, value: $0.value) }
-        let consumer = try KafkaConsumer(
-            config: KafkaClientConfig(bootstrapServers: configuration.bootstrapServers, properties: properties),
-            groupID: configuration.group,
-            rebalance: handler,
-            logger: logger
-        )
-        consumerBox.set(consumer)
-        defer {
-            consumerBox.set(nil)
-            consumer.close()
-        }
-        try consumer.subscribe(topics: subscriptions)
-        logger.info(
-            "Consuming",
-            metadata: ["kafka.group": "\(configuration.group)", "kafka.subscriptions": "\(subscriptions)"]
-        )
+        var consumer: KafkaConsumer!
+        let flushIntervalMs: Int64
+        let maxUnflushedRecords = 200_000
 
-        let commitEveryMs = Int64(configuration.flushInterval.components.seconds * 1000)
-            + configuration.flushInterval.components.attoseconds / 1_000_000_000_000_000
-        var lastCommitMs = Self.nowMs()
-        while !stopRequested.withLock({ $0 }) {
-            let batch = try consumer.pollBatch(maxRecords: 2000, timeout: .milliseconds(100))
-            let now = Self.nowMs()
-            shared.engine.withLock { engine in
+        /// Deltas and next offsets analyzed since the last successful flush.
+        var pendingDelta = RollupDelta()
+        var pendingNext: [TopicPartition: Int64] = [:]
+        /// Changes to the pending flow requests since the last successful flush.
+        var pendingFlows = PendingFlowChanges.empty
+        /// Whether the engine holds the pending flow requests stored in PostgreSQL (read before the first record).
+        var pendingRestored = false
+        var unflushedRecords = 0
+        var nextFlushAtMs: Int64 = 0
+        var backoffMs: Int64 = 1000
+        /// Intake paused because too much is unflushed (PostgreSQL down).
+        var paused = false
+        /// Unflushed state had to be dropped, or stored offsets could not be read on assignment: records are
+        /// dropped and partitions paused until the engine and positions are re-read from PostgreSQL.
+        var needsResync = false
+        var resyncPaused = false
+        var nextResyncAtMs: Int64 = 0
+        /// Highest processed offset + 1 per partition, or the start offset chosen on assignment (for backfill
+        /// completion: a partition whose stored offset is already its end never fetches anything).
+        var reached: [TopicPartition: Int64] = [:]
+        var records: Int64 = 0
+
+        init(intake: Intake) throws {
+            self.intake = intake
+            self.sink = intake.configuration.postgresURL.map {
+                RollupSink(url: $0, group: intake.configuration.group, logger: intake.logger)
+            }
+            let interval = intake.configuration.flushInterval.components
+            flushIntervalMs = interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000
+            if sink == nil { intake.flushMetrics.postgres(up: true, problem: nil) }
+        }
+
+        var logger: Logger { intake.logger }
+
+        func run(until stop: () -> Bool) throws {
+            let handler = RebalanceHandler(
+                onAssign: { [self] partitions in assigned(partitions) },
+                onRevoke: { [self] partitions, lost in revoked(partitions, lost: lost) }
+            )
+            var properties: [(key: String, value: String)] = [
+                ("auto.offset.reset", intake.configuration.from == .earliest ? "earliest" : "latest"),
+                ("client.id", "flowmeter"),
+            ]
+            properties += intake.configuration.kafkaProperties.map { (key: $0.key, value: $0.value) }
+            consumer = try KafkaConsumer(
+                config: KafkaClientConfig(
+                    bootstrapServers: intake.configuration.bootstrapServers,
+                    properties: properties
+                ),
+                groupID: intake.configuration.group,
+                rebalance: handler,
+                logger: logger
+            )
+            consumerBox.set(consumer)
+            defer {
+                consumerBox.set(nil)
+                consumer.close()
+            }
+            let subscriptions = intake.analyzers.subscriptionTopics()
+            try consumer.subscribe(topics: subscriptions)
+            logger.info(
+                "Consuming",
+                metadata: [
+                    "kafka.group": "\(intake.configuration.group)", "kafka.subscriptions": "\(subscriptions)",
+                    "rollups": "\(sink == nil ? "off (no --postgres)" : "PostgreSQL")",
+                ]
+            )
+            nextFlushAtMs = Intake.nowMs() + flushIntervalMs
+            while !stop() {
+                let batch = try consumer.pollBatch(maxRecords: 2000, timeout: .milliseconds(100))
+                let now = Intake.nowMs()
+                if needsResync {
+                    resync(now: now)
+                } else {
+                    analyze(batch, now: now)
+                }
+                if sink != nil {
+                    if now >= nextFlushAtMs { _ = flush(now: now) }
+                    applyBackPressure()
+                } else if now >= nextFlushAtMs {
+                    commitToKafka(takeAll: true)
+                    nextFlushAtMs = now + flushIntervalMs
+                }
+                publishBacklog()
+                if case .untilEnd(let targets) = intake.mode, batch.isEmpty, !needsResync {
+                    if try backfillComplete(targets) { break }
+                }
+            }
+            // Drain: one last flush (retried briefly) before the consumer leaves the group.
+            if sink != nil, !needsResync {
+                for attempt in 0..<5 where !flush(now: Intake.nowMs()) {
+                    Thread.sleep(forTimeInterval: 0.2 * Double(attempt + 1))
+                }
+            } else if sink == nil {
+                commitToKafka(takeAll: true)
+            }
+            publishBacklog()
+            logger.info("Intake stopped", metadata: ["records": "\(records)"])
+        }
+
+        // MARK: Analysis
+
+        func analyze(_ batch: [ConsumerRecord], now: Int64) {
+            intake.shared.engine.withLock { engine in
                 if batch.isEmpty {
                     engine.advance(nowMs: now)
                     return
                 }
                 for record in batch {
-                    Self.feed(record, to: &engine, receivedAtMs: now)
+                    Intake.feed(record, to: &engine, receivedAtMs: now)
                 }
             }
-            for record in batch { progress.record(record.topicPartition, offset: record.offset) }
-            if now - lastCommitMs >= commitEveryMs {
-                commit(progress.take(), consumer: consumer, progress: progress)
-                lastCommitMs = now
+            for record in batch {
+                pendingNext[record.topicPartition] = record.offset + 1
+                reached[record.topicPartition] = record.offset + 1
+            }
+            unflushedRecords += batch.count
+            records += Int64(batch.count)
+            intake.progress?.advance(by: batch.count)
+        }
+
+        // MARK: Flushing
+
+        /// Writes everything unflushed and the next offsets in one transaction, then commits to Kafka.
+        /// - Returns: whether PostgreSQL has everything now.
+        @discardableResult
+        func flush(now: Int64) -> Bool {
+            guard let sink else { return true }
+            let (delta, changes) = intake.shared.engine.withLock { ($0.takeRollupDelta(), $0.takePendingChanges()) }
+            pendingDelta.merge(delta)
+            pendingFlows.absorb(changes)
+            guard !pendingDelta.isEmpty || !pendingNext.isEmpty || !pendingFlows.isEmpty else {
+                nextFlushAtMs = now + flushIntervalMs
+                return true
+            }
+            let started = ContinuousClock.now
+            do {
+                let writer = try sink.ready()
+                let offsets = pendingNext.map {
+                    PartitionOffset(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value)
+                }
+                let counts = try writer.write(pendingDelta, nextOffsets: offsets, pending: pendingFlows)
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
+                // Kafka's commit follows PostgreSQL's, for visibility (Flowmeter's own lag) only.
+                commitToKafka(pendingNext.mapValues { $0 - 1 })
+                pendingDelta = RollupDelta()
+                pendingNext = [:]
+                pendingFlows = .empty
+                unflushedRecords = 0
+                backoffMs = 1000
+                nextFlushAtMs = now + flushIntervalMs
+                if paused { setPaused(false) }
+                return true
+            } catch {
+                sink.reset()
+                intake.flushMetrics.failed("\(error)")
+                logger.warning(
+                    "Rollup flush failed; retrying",
+                    metadata: [
+                        "postgres.error": "\(error)", "retry.in_ms": "\(backoffMs)",
+                        "rollup.unflushed_records": "\(unflushedRecords)",
+                    ]
+                )
+                nextFlushAtMs = now + backoffMs
+                backoffMs = min(backoffMs * 2, 30_000)
+                return false
             }
         }
-        commit(progress.take(), consumer: consumer, progress: progress)
-        logger.info("Intake stopped")
-    }
 
-    private func commit(_ offsets: [TopicPartition: Int64], consumer: KafkaConsumer, progress: Progress) {
-        guard !offsets.isEmpty else { return }
-        do {
-            try consumer.commit(processed: offsets)
-        } catch {
-            progress.restore(offsets)
-            logger.warning("Kafka commit failed; retrying next interval", metadata: ["kafka.error": "\(error)"])
+        /// Never hold more than a bounded amount of unflushed data: pause fetching until a flush succeeds.
+        func applyBackPressure() {
+            if !paused, unflushedRecords >= maxUnflushedRecords {
+                logger.warning(
+                    "Pausing intake until PostgreSQL takes the backlog",
+                    metadata: ["rollup.unflushed_records": "\(unflushedRecords)"]
+                )
+                setPaused(true)
+            }
+        }
+
+        func setPaused(_ value: Bool) {
+            do {
+                let partitions = try consumer.assignment()
+                if value { try consumer.pause(partitions) } else { try consumer.resume(partitions) }
+                paused = value
+                if !value { logger.info("Intake resumed") }
+            } catch {
+                logger.warning("Cannot pause or resume partitions", metadata: ["kafka.error": "\(error)"])
+            }
+        }
+
+        func publishBacklog() {
+            intake.flushMetrics.backlog(unflushed: unflushedRecords, paused: paused, resyncing: needsResync)
+        }
+
+        func commitToKafka(_ processed: [TopicPartition: Int64]) {
+            guard !processed.isEmpty else { return }
+            do {
+                try consumer.commit(processed: processed)
+            } catch {
+                logger.warning("Kafka commit failed", metadata: ["kafka.error": "\(error)"])
+            }
+        }
+
+        /// Without PostgreSQL: commits what was processed.
+        func commitToKafka(takeAll: Bool) {
+            let processed = pendingNext.mapValues { $0 - 1 }
+            pendingNext = [:]
+            unflushedRecords = 0
+            _ = intake.shared.engine.withLock { $0.takeRollupDelta() }
+            commitToKafka(processed)
+        }
+
+        // MARK: Rebalancing
+
+        func assigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+            intake.status.assigned(partitions)
+            guard let sink else {
+                guard case .time(let date) = intake.configuration.from else { return [:] }
+                return Intake.startOffsets(for: partitions, at: date, consumer: consumer, logger: logger)
+            }
+            if needsResync { return [:] }
+            do {
+                let writer = try sink.ready()
+                try restorePendingIfNeeded(writer)
+                let stored = try writer.storedOffsets(for: partitions)
+                intake.flushMetrics.postgres(up: true, problem: nil)
+                var starts = stored
+                if case .time(let date) = intake.configuration.from {
+                    let fresh = partitions.filter { stored[$0] == nil }
+                    for (partition, offset) in Intake.startOffsets(
+                        for: fresh,
+                        at: date,
+                        consumer: consumer,
+                        logger: logger
+                    ) {
+                        starts[partition] = offset
+                    }
+                }
+                logger.info("Starting from offsets stored in PostgreSQL", metadata: ["partitions": "\(stored.count)"])
+                for (partition, offset) in stored where (reached[partition] ?? -1) < offset {
+                    reached[partition] = offset
+                }
+                return starts
+            } catch {
+                sink.reset()
+                intake.flushMetrics.failed("\(error)")
+                logger.warning(
+                    "Cannot read stored offsets; holding the new partitions until PostgreSQL answers",
+                    metadata: ["postgres.error": "\(error)"]
+                )
+                needsResync = true
+                resyncPaused = false
+                return [:]
+            }
+        }
+
+        func revoked(_ partitions: [TopicPartition], lost: Bool) {
+            defer { intake.status.revoked(partitions) }
+            guard sink != nil else {
+                let processed = pendingNext.filter { partitions.contains($0.key) }.mapValues { $0 - 1 }
+                for partition in partitions { pendingNext.removeValue(forKey: partition) }
+                if !lost { commitToKafka(processed) }
+                return
+            }
+            if needsResync { return }
+            // Everything analyzed must reach PostgreSQL before the partitions go: the next owner starts at the
+            // stored offsets. If it cannot (or the partitions were lost), the unflushed work is dropped and the
+            // remaining partitions are re-read from their stored offsets, so nothing is counted twice.
+            if !lost {
+                for attempt in 0..<3 {
+                    if flush(now: Intake.nowMs()) { return }
+                    Thread.sleep(forTimeInterval: 0.5 * Double(attempt + 1))
+                }
+            }
+            logger.warning(
+                "Partitions given up with unflushed work; dropping it and re-reading from stored offsets",
+                metadata: ["lost": "\(lost)", "rollup.unflushed_records": "\(unflushedRecords)"]
+            )
+            dropUnflushed()
+        }
+
+        /// Puts the pending flow requests stored in PostgreSQL (and the flow clock) back into a fresh engine.
+        func restorePendingIfNeeded(_ writer: RollupWriter) throws(PQError) {
+            guard !pendingRestored else { return }
+            let requests = try writer.loadPending()
+            let clock = try writer.storedFlowClockMs() ?? .min
+            intake.shared.engine.withLock { $0.restorePending(requests, flowClockMs: clock) }
+            pendingRestored = true
+            if !requests.isEmpty {
+                logger.info("Pending flow requests restored from PostgreSQL", metadata: ["flows.pending": "\(requests.count)"])
+            }
+        }
+
+        func dropUnflushed() {
+            pendingRestored = false
+            pendingFlows = .empty
+            pendingDelta = RollupDelta()
+            pendingNext = [:]
+            unflushedRecords = 0
+            intake.shared.engine.withLock { $0 = AnalysisEngine(analyzers: intake.analyzers) }
+            needsResync = true
+            resyncPaused = false
+        }
+
+        /// Re-reads positions from PostgreSQL (then the group's commit, then --from) for every assigned partition.
+        func resync(now: Int64) {
+            guard let sink else {
+                needsResync = false
+                return
+            }
+            guard let assignment = try? consumer.assignment() else { return }
+            if !resyncPaused {
+                try? consumer.pause(assignment)
+                resyncPaused = true
+            }
+            guard now >= nextResyncAtMs else { return }
+            do {
+                let writer = try sink.ready()
+                try restorePendingIfNeeded(writer)
+                let stored = try writer.storedOffsets(for: assignment)
+                var targets: [TopicPartition: Int64] = stored
+                let missing = assignment.filter { stored[$0] == nil }
+                if !missing.isEmpty {
+                    let committed = try consumer.committed(missing)
+                    for partition in missing {
+                        if let offset = committed[partition] ?? nil {
+                            targets[partition] = offset
+                        } else {
+                            // librdkafka's logical offsets: -2 beginning, -1 end.
+                            targets[partition] = intake.configuration.from == .earliest ? -2 : -1
+                        }
+                    }
+                }
+                if !targets.isEmpty { try consumer.seek(targets) }
+                for (partition, offset) in targets where offset >= 0 { reached[partition] = offset }
+                try consumer.resume(assignment)
+                needsResync = false
+                resyncPaused = false
+                paused = false
+                backoffMs = 1000
+                intake.flushMetrics.postgres(up: true, problem: nil)
+                logger.info(
+                    "Positions re-read from PostgreSQL; intake resumed",
+                    metadata: ["partitions": "\(targets.count)"]
+                )
+            } catch {
+                sink.reset()
+                intake.flushMetrics.failed("\(error)")
+                nextResyncAtMs = now + backoffMs
+                backoffMs = min(backoffMs * 2, 30_000)
+            }
+        }
+
+        // MARK: Backfill
+
+        func backfillComplete(_ targets: [TopicPartition: Int64]) throws -> Bool {
+            let open = targets.filter { (reached[$0.key] ?? -1) < $0.value }
+            if open.isEmpty { return true }
+            let assignment = Set(try consumer.assignment())
+            let positions = try consumer.position(Array(open.keys.filter { assignment.contains($0) }))
+            for (partition, target) in open {
+                guard assignment.contains(partition) else { return false }
+                guard let position = positions[partition] ?? nil, position >= target else { return false }
+            }
+            return true
         }
     }
 
@@ -228,6 +519,7 @@ final class Intake: Service {
         consumer: KafkaConsumer,
         logger: Logger
     ) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
         do {
             let committed = try consumer.committed(partitions)
             let fresh = partitions.filter { committed[$0] == nil || committed[$0]! == nil }
@@ -252,6 +544,17 @@ final class Intake: Service {
     static func nowMs() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
+}
+
+/// Records analyzed by a backfill, for its progress display.
+final class BackfillProgress: Sendable {
+    private let done = Mutex<Int64>(0)
+
+    func advance(by count: Int) {
+        done.withLock { $0 += Int64(count) }
+    }
+
+    var records: Int64 { done.withLock { $0 } }
 }
 
 /// Lets the rebalance handler reach the consumer it belongs to (it is created before the consumer).
@@ -280,7 +583,12 @@ final class KafkaHealth: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        let admin = self.admin
+        let status = self.status
+        let logger = self.logger
+        let interval = self.interval
+        // Graceful shutdown cancels the loop's sleep; that is how this service ends, not a failure.
+        try? await cancelWhenGracefulShutdown {
             var wasUp: Bool?
             while !Task.isCancelled {
                 do {
@@ -297,5 +605,19 @@ final class KafkaHealth: Service {
             }
         }
         admin.close()
+    }
+}
+
+extension PendingFlowChanges {
+    /// Adds later changes to these (not yet written) ones: a request added and then resolved is neither inserted
+    /// nor deleted.
+    mutating func absorb(_ later: PendingFlowChanges) {
+        guard !later.isEmpty else { return }
+        let resolved = Set(later.removed)
+        let addedKeys = Set(added.map(\.key))
+        added.removeAll { resolved.contains($0.key) }
+        added += later.added
+        removed += later.removed.filter { !addedKeys.contains($0) }
+        flowClockMs = Swift.max(flowClockMs, later.flowClockMs)
     }
 }

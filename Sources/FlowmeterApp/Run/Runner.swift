@@ -2,11 +2,12 @@ public import FlowmeterCore
 import Foundation
 import Kafka
 public import Logging
+import Postgres
 import ServiceLifecycle
 import Synchronization
 
-/// `flowmeter run`: consume, analyze, serve `/metrics`, `/healthz` and `/readyz` until SIGTERM or SIGINT, then
-/// drain (stop intake, commit, leave the group) before the HTTP server goes.
+/// `flowmeter run`: consume, analyze, flush rollups, serve `/metrics`, `/healthz` and `/readyz` until SIGTERM or
+/// SIGINT, then drain (stop intake, flush, commit, leave the group) before the HTTP server goes.
 public enum Runner {
     /// Runs the daemon.
     ///
@@ -25,7 +26,7 @@ public enum Runner {
         }
         let shared = SharedEngine(AnalysisEngine(analyzers: analyzers))
         let status = RunStatus()
-        let subscriptions = subscriptionTopics(for: analyzers)
+        let flushMetrics = FlushMetrics()
         let admin = try KafkaAdmin(
             config: KafkaClientConfig(
                 bootstrapServers: configuration.bootstrapServers,
@@ -33,15 +34,17 @@ public enum Runner {
             ),
             logger: logger
         )
+        let postgres = configuration.postgresURL != nil
         let endpoints = HTTPEndpoints(
             metrics: {
                 var text = ""
                 text.reserveCapacity(64 * 1024)
                 shared.engine.withLock { $0.writeMetrics(into: &text) }
-                SelfMetrics.write(status: status, postgresConfigured: configuration.postgresURL != nil, into: &text)
+                SelfMetrics.write(status: status, into: &text)
+                if postgres { flushMetrics.write(into: &text) }
                 return text
             },
-            notReadyReasons: { status.notReadyReasons() }
+            notReadyReasons: { status.notReadyReasons() + (postgres ? flushMetrics.notReadyReasons() : []) }
         )
         let http = makeHTTPServer(
             host: configuration.httpAddress.host,
@@ -52,44 +55,50 @@ public enum Runner {
         )
         let intake = Intake(
             configuration: configuration,
-            subscriptions: subscriptions,
+            analyzers: analyzers,
             shared: shared,
             status: status,
+            flushMetrics: flushMetrics,
             logger: logger
         )
-        let health = KafkaHealth(admin: admin, interval: configuration.lagInterval, status: status, logger: logger)
+        let termination = TerminationSignals(exitOnStdinClose: false)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: http),
+            .init(
+                service: KafkaHealth(admin: admin, interval: configuration.lagInterval, status: status, logger: logger)
+            ),
+        ]
+        if let url = configuration.postgresURL {
+            services.append(.init(service: Retention(url: url, retention: configuration.retention, logger: logger)))
+        }
         // Shutdown runs in reverse order: intake drains first, HTTP goes last so /metrics stays up meanwhile.
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: http),
-                .init(service: health),
-                .init(service: intake),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
+        services.append(.init(service: intake))
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(25)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        let group = ServiceGroup(configuration: groupConfiguration)
+        // SIGTERM/SIGINT: the first drains gracefully, a second one exits at once.
+        let watcher = Task {
+            var signalled = false
+            for await reason in termination.reasons {
+                if signalled {
+                    logger.warning("Second signal: exiting without draining", metadata: ["reason": "\(reason)"])
+                    exit(130)
+                }
+                signalled = true
+                logger.info("Draining", metadata: ["reason": "\(reason)"])
+                await group.triggerGracefulShutdown()
+            }
+        }
+        defer { watcher.cancel() }
+        try await group.run()
         logger.info("Stopped", metadata: ["records": "\(shared.engine.withLock { $0.recordsProcessed })"])
-    }
-
-    /// The librdkafka subscription: analyzed topic names and patterns, listed dead-letter topics, and the
-    /// dead-letter patterns (so unlisted dead-letter topics are read too).
-    public static func subscriptionTopics(for analyzers: AnalyzerSet) -> [String] {
-        var seen: Set<String> = []
-        var result: [String] = []
-        let all =
-            analyzers.topics.map(\.subscription) + analyzers.deadLetterTopics.map(\.topic)
-            + analyzers.deadLetterPatterns.map(\.regularExpression)
-        for entry in all where seen.insert(entry).inserted { result.append(entry) }
-        return result
     }
 }
 
-/// Flowmeter's own metrics that are not the engine's.
+/// Flowmeter's own metrics that are not the engine's or the rollups'.
 enum SelfMetrics {
-    static func write(status: RunStatus, postgresConfigured: Bool, into text: inout String) {
+    static func write(status: RunStatus, into text: inout String) {
         text += "# HELP flowmeter_build_info Flowmeter's version; always 1.\n"
         text += "# TYPE flowmeter_build_info gauge\n"
         text += "flowmeter_build_info{version=\"\(flowmeterVersion)\"} 1\n"
@@ -99,6 +108,49 @@ enum SelfMetrics {
         text += "# HELP flowmeter_assigned_partitions Partitions currently assigned to this replica.\n"
         text += "# TYPE flowmeter_assigned_partitions gauge\n"
         text += "flowmeter_assigned_partitions \(status.assignedPartitions)\n"
-        _ = postgresConfigured
+    }
+}
+
+/// Deletes rollup rows older than `--retention`, in small batches, every ten minutes (on a connection of its own).
+final class Retention: Service {
+    private let url: String
+    private let retention: Duration
+    private let logger: Logger
+
+    init(url: String, retention: Duration, logger: Logger) {
+        self.url = url
+        self.retention = retention
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let url = self.url
+        let retention = self.retention
+        let logger = self.logger
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(600))
+                let deleted: Result<Int, PQError> = await withCheckedContinuation { continuation in
+                    Thread.detachNewThread {
+                        continuation.resume(
+                            returning: Result { () throws(PQError) -> Int in
+                                let connection = try PQConnection.connect(url: url, logger: logger)
+                                defer { connection.close() }
+                                let cutoff = Date().addingTimeInterval(-Double(retention.components.seconds))
+                                return try RollupWriter(connection: connection, group: "", logger: logger)
+                                    .deleteOlderThan(cutoff)
+                            }
+                        )
+                    }
+                }
+                switch deleted {
+                case .success(let rows) where rows > 0:
+                    logger.info("Retention deleted old rows", metadata: ["rows": "\(rows)"])
+                case .success: break
+                case .failure(let error):
+                    logger.warning("Retention failed; retrying later", metadata: ["postgres.error": "\(error)"])
+                }
+            }
+        }
     }
 }

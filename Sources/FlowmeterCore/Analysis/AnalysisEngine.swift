@@ -19,6 +19,33 @@
 /// every pending request. A request expires when the clock reaches its event time plus the flow's timeout; the
 /// clock moves (and expiry runs) before a record is matched, so a response at or past the timeout finds its
 /// request already counted as incomplete.
+///
+/// Semantics decisions:
+/// - **Every record** (DLQ copies, outbox-internal records, duplicates included) adds 1 to `events_total` and to the
+///   rollup events of its own topic. Redeliveries are counted in `events_duplicate_total` as well, never skipped.
+/// - **Tombstones** count as `type="tombstone"`, not in `events_invalid_total` (nor ``RollupDelta/invalid``).
+///   Raw and malformed records, and CloudEvents missing `id`, `source` or `type` or with an unsupported
+///   `specversion`, are invalid with the decoder's ``InvalidReason``.
+/// - **Type labels**: at most ``AnalyzerLimits/maxTypesPerTopic`` distinct CloudEvent types per topic; later ones,
+///   and types over 200 bytes or with control characters, are `other`. The fixed labels (`raw`, `tombstone`,
+///   `malformed`, `unknown`, `other`) are outside the limit; a CloudEvent type spelled like one shares its series.
+/// - **Duplicates** are CloudEvent ids seen before on the same topic among its last ``AnalyzerLimits/duplicateWindow``
+///   ids. A DLQ copy is compared with its own DLQ topic only. Duplicates are neither requests nor responses.
+/// - **Flows**: requests and responses are records of the normal role (not DLQ, not outbox-internal) that are
+///   CloudEvents or raw (not malformed, not tombstones) with a correlation key. A response completes the oldest
+///   pending request of its flow with the same key; a response without one is ignored (``unmatchedResponses``).
+///   Latency is response event time − request event time; a negative one is counted
+///   (`flow_negative_latency_total`, ``FlowCounts/negative``), consumes the request and stays out of the histogram
+///   and sketch. Every request is resolved exactly once: completed, negative, incomplete or evicted, all in the
+///   window of the request.
+/// - **Dead letters**: the original topic is the listed source, else `__topic`, else the CloudEvent `topic`, else
+///   `unknown`; one dead-letter topic names at most ``AnalyzerLimits/maxDeadLetterTopicsPerTopic`` original topics
+///   (header values are data), the rest are `other`, and one original topic has at most as many
+///   `dead_letter_topic` labels, the rest `other`. Distinct originals are remembered by (original topic, partition,
+///   offset), else by (original topic, CloudEvent id), among the last ``AnalyzerLimits/duplicateWindow`` originals
+///   over all dead-letter topics. The delay (DLQ record timestamp − `__timestamp`) is observed only when both are
+///   known; a negative one counts as 0.
+/// - **Delivery** (`event_delivery_seconds`) is observed only for a valid record timestamp; negative as 0.
 public struct AnalysisEngine: Sendable {
     // MARK: Configuration
 
@@ -35,6 +62,8 @@ public struct AnalysisEngine: Sendable {
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
     private var clockMs: Int64 = .min
     private var unmatchedResponsesCount: Int64 = 0
+    /// Restored requests of unknown flows, reported as removed by the next ``takePendingChanges()``.
+    private var orphanedPending: [PendingFlowKey] = []
 
     // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
 
@@ -150,7 +179,9 @@ public struct AnalysisEngine: Sendable {
         // Duplicates: per topic, by CloudEvent id.
         var duplicate = false
         if event.isCloudEvent, let id = event.id, !id.isEmpty {
-            if !topics[topicID].seenIDs.insert(id) {
+            // A 64-bit fingerprint instead of the string: a fraction of the memory, and a false match among
+            // 100,000 remembered ids has a probability of about 10⁻¹⁴ per record.
+            if !topics[topicID].seenIDs.insert(id.hashValue) {
                 duplicate = true
                 topics[topicID].duplicates += 1
             }
@@ -170,7 +201,14 @@ public struct AnalysisEngine: Sendable {
             && (event.isCloudEvent || event.parserClass == .raw)
             && !(topics[topicID].responseFlows.isEmpty && topics[topicID].requestFlows.isEmpty)
         {
-            correlate(event, topic: topicID, eventTimeMs: eventTimeMs, headers: headers, value: value)
+            correlate(
+                event,
+                topic: topicID,
+                origin: RequestOrigin(topic: topic, partition: partition, offset: offset),
+                eventTimeMs: eventTimeMs,
+                headers: headers,
+                value: value
+            )
         }
     }
 
@@ -200,6 +238,7 @@ public struct AnalysisEngine: Sendable {
     private mutating func correlate(
         _ event: DecodedEvent,
         topic: Int,
+        origin: RequestOrigin,
         eventTimeMs: Int64,
         headers: [RecordHeader],
         value: UnsafeRawBufferPointer?
@@ -232,12 +271,102 @@ public struct AnalysisEngine: Sendable {
                 continue
             }
             var evicted: [PendingRequest] = []
-            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs) { evicted.append($0) }
-            for request in evicted {
-                flows[request.flow].evicted += 1
-                flowDeltas[flowKey(request), default: FlowCounts()].evicted += 1
+            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) {
+                evicted.append($0)
             }
+            countEvicted(evicted)
         }
+    }
+
+    private mutating func countEvicted(_ evicted: [PendingRequest]) {
+        for request in evicted {
+            flows[request.flow].evicted += 1
+            flowDeltas[flowKey(request), default: FlowCounts()].evicted += 1
+        }
+    }
+
+    // MARK: - Pending flow requests (crash safety)
+
+    /// Returns the changes to the pending flow requests since the last call (or since the engine was created or
+    /// restored) and starts a new journal; cheap: it reads only the requests added and the persisted requests
+    /// removed since the last call.
+    ///
+    /// Take it together with ``takeRollupDelta()`` and store both, with the next offsets, in one transaction: the
+    /// store then holds exactly the requests pending at that moment, which ``restorePending(_:flowClockMs:)``
+    /// brings back after a restart. A request added and resolved between two takes appears in neither list.
+    /// The changes are not kept: if storing them fails, store them again (or restart from the store).
+    public mutating func takePendingChanges() -> PendingFlowChanges {
+        let (added, removed) = correlator.takeChanges()
+        var changes = PendingFlowChanges(flowClockMs: clockMs)
+        changes.added.reserveCapacity(added.count)
+        for snapshot in added {
+            changes.added.append(
+                PendingFlowRequest(
+                    flow: flows[snapshot.request.flow].name,
+                    topic: snapshot.origin.topic,
+                    partition: snapshot.origin.partition,
+                    offset: snapshot.origin.offset,
+                    correlationKey: snapshot.request.key,
+                    timestampMs: snapshot.request.timeMs,
+                    windowStartMs: windowStart(ofEventTimeMs: snapshot.request.timeMs),
+                    deadlineMs: snapshot.deadlineMs,
+                    sequence: snapshot.sequence
+                )
+            )
+        }
+        changes.removed = orphanedPending
+        orphanedPending.removeAll()
+        changes.removed.reserveCapacity(changes.removed.count + removed.count)
+        for (flow, origin) in removed {
+            changes.removed.append(
+                PendingFlowKey(
+                    flow: flows[flow].name,
+                    topic: origin.topic,
+                    partition: origin.partition,
+                    offset: origin.offset
+                )
+            )
+        }
+        return changes
+    }
+
+    /// Re-adds stored pending flow requests (after a restart), before any record is processed.
+    ///
+    /// Nothing is counted: not as events, not as requests, and the requests are not reported as added by
+    /// ``takePendingChanges()`` (they are already stored); they are reported as removed once they are resolved,
+    /// and then counted once, like any request, in the window of their timestamp. They keep their deadline, FIFO
+    /// order per key and eviction order (by ``PendingFlowRequest/sequence``). Beyond
+    /// ``AnalyzerLimits/maxPendingFlowRequests`` the oldest are evicted and counted as evicted (resolved once).
+    /// Requests of a flow the engine does not know are dropped, uncounted, and reported as removed. A request
+    /// already pending (same ``PendingFlowRequest/key``) is skipped.
+    ///
+    /// - Parameters:
+    ///   - requests: The stored requests, in any order.
+    ///   - flowClockMs: The stored flow clock (``PendingFlowChanges/flowClockMs``); the clock moves to it if it is
+    ///     later, without expiring anything (a stored request's deadline is after it unless it was added late).
+    public mutating func restorePending(_ requests: [PendingFlowRequest], flowClockMs: Int64 = .min) {
+        if flowClockMs > clockMs { clockMs = flowClockMs }
+        var flowIDs: [String: Int] = [:]
+        for (index, flow) in flows.enumerated() where flowIDs[flow.name] == nil { flowIDs[flow.name] = index }
+        var snapshots: [PendingSnapshot] = []
+        snapshots.reserveCapacity(requests.count)
+        for request in requests {
+            guard let flow = flowIDs[request.flow] else {
+                orphanedPending.append(request.key)
+                continue
+            }
+            snapshots.append(
+                PendingSnapshot(
+                    request: PendingRequest(flow: flow, key: request.correlationKey, timeMs: request.timestampMs),
+                    origin: RequestOrigin(topic: request.topic, partition: request.partition, offset: request.offset),
+                    deadlineMs: request.deadlineMs,
+                    sequence: request.sequence
+                )
+            )
+        }
+        var evicted: [PendingRequest] = []
+        correlator.restore(snapshots) { evicted.append($0) }
+        countEvicted(evicted)
     }
 
     private func correlationKey(
@@ -278,6 +407,9 @@ public struct AnalysisEngine: Sendable {
             originName = listed
         } else if let header = origin?.originTopic, !header.isEmpty {
             originName = header
+        } else if let attribute = event.topicAttribute, !attribute.isEmpty {
+            // An empty `__topic` header: the decoder took the header; the CloudEvent still names the topic.
+            originName = attribute
         }
         var originID = intern(originName)
         // Bound the original topics one dead-letter topic can name (its headers are data, not configuration).
@@ -368,8 +500,11 @@ public struct AnalysisEngine: Sendable {
         return !utf8.contains { $0 < 0x20 || $0 == 0x7F }
     }
 
+    /// The invalid reasons in a fixed order (a stored copy: the synthesized `allCases` builds a new array per call).
+    static let invalidReasons: [InvalidReason] = InvalidReason.allCases
+
     private static func reasonIndex(_ reason: InvalidReason) -> Int {
-        InvalidReason.allCases.firstIndex(of: reason) ?? 0
+        invalidReasons.firstIndex(of: reason) ?? 0
     }
 
     // MARK: - Rollup deltas
@@ -397,7 +532,7 @@ public struct AnalysisEngine: Sendable {
                 InvalidKey(
                     windowStartMs: key.window,
                     topic: topics[key.topic].name,
-                    reason: InvalidReason.allCases[key.reason]
+                    reason: Self.invalidReasons[key.reason]
                 )
             ] = count
         }
@@ -415,7 +550,7 @@ public struct AnalysisEngine: Sendable {
     public func writeMetrics(into output: inout String) {
         let sortedTopics = topics.indices.sorted { topics[$0].name < topics[$1].name }
         let sortedFlows = flows.indices.sorted { flows[$0].name < flows[$1].name }
-        let reasons = InvalidReason.allCases.enumerated().sorted { $0.element.rawValue < $1.element.rawValue }
+        let reasons = Self.invalidReasons.enumerated().sorted { $0.element.rawValue < $1.element.rawValue }
         let flagNames = DecoderFlags.named.map { ($0.flag.rawValue.trailingZeroBitCount, $0.name) }
             .sorted { $0.1 < $1.1 }
 
@@ -431,8 +566,15 @@ public struct AnalysisEngine: Sendable {
             let topic = topics[topicID]
             let order = topic.typeNames.indices.sorted { topic.typeNames[$0] < topic.typeNames[$1] }
             for typeID in order where topic.typeCounts[typeID] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",type=\"" + topic.typeEscaped[typeID] + "\""
-                writeSample(name: name, labels: labels, value: topic.typeCounts[typeID], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "type",
+                    labelValue2: topic.typeEscaped[typeID],
+                    value: topic.typeCounts[typeID],
+                    into: &output
+                )
             }
         }
 
@@ -446,8 +588,15 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics {
             let topic = topics[topicID]
             for (index, reason) in reasons where topic.invalidCounts[index] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",reason=\"" + reason.rawValue + "\""
-                writeSample(name: name, labels: labels, value: topic.invalidCounts[index], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "reason",
+                    labelValue2: reason.rawValue,
+                    value: topic.invalidCounts[index],
+                    into: &output
+                )
             }
         }
 
@@ -456,8 +605,15 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics {
             let topic = topics[topicID]
             for (bit, flag) in flagNames where topic.flagCounts[bit] > 0 {
-                let labels = "topic=\"" + topic.escaped + "\",flag=\"" + flag + "\""
-                writeSample(name: name, labels: labels, value: topic.flagCounts[bit], into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "flag",
+                    labelValue2: flag,
+                    value: topic.flagCounts[bit],
+                    into: &output
+                )
             }
         }
 
@@ -469,8 +625,8 @@ public struct AnalysisEngine: Sendable {
             into: &output
         )
         for topicID in sortedTopics where topics[topicID].duplicates > 0 {
-            let labels = "topic=\"" + topics[topicID].escaped + "\""
-            writeSample(name: name, labels: labels, value: topics[topicID].duplicates, into: &output)
+            let topic = topics[topicID]
+            writeSample(name: name, label: "topic", labelValue: topic.escaped, value: topic.duplicates, into: &output)
         }
 
         name = "flowmeter_event_delivery_seconds"
@@ -483,7 +639,8 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics where topics[topicID].delivery.count > 0 {
             topics[topicID].delivery.write(
                 name: name,
-                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                label: "topic",
+                labelValue: topics[topicID].escaped,
                 into: &output
             )
         }
@@ -496,7 +653,7 @@ public struct AnalysisEngine: Sendable {
             into: &output
         )
         for flowID in sortedFlows {
-            flows[flowID].latency.write(name: name, labels: "flow=\"" + flows[flowID].escaped + "\"", into: &output)
+            flows[flowID].latency.write(name: name, label: "flow", labelValue: flows[flowID].escaped, into: &output)
         }
         for (metric, help, value) in [
             (
@@ -511,8 +668,14 @@ public struct AnalysisEngine: Sendable {
         ] {
             writeHeader(name: metric, type: "counter", help: help, into: &output)
             for flowID in sortedFlows {
-                let labels = "flow=\"" + flows[flowID].escaped + "\""
-                writeSample(name: metric, labels: labels, value: flows[flowID][keyPath: value], into: &output)
+                let flow = flows[flowID]
+                writeSample(
+                    name: metric,
+                    label: "flow",
+                    labelValue: flow.escaped,
+                    value: flow[keyPath: value],
+                    into: &output
+                )
             }
         }
 
@@ -531,8 +694,15 @@ public struct AnalysisEngine: Sendable {
             .sorted { $0.label < $1.label }
             for entry in series {
                 let escapedLabel = entry.id == Self.otherLabel ? "other" : topics[entry.id].escaped
-                let labels = "topic=\"" + topic.escaped + "\",dead_letter_topic=\"" + escapedLabel + "\""
-                writeSample(name: name, labels: labels, value: entry.count, into: &output)
+                writeSample(
+                    name: name,
+                    label: "topic",
+                    labelValue: topic.escaped,
+                    label2: "dead_letter_topic",
+                    labelValue2: escapedLabel,
+                    value: entry.count,
+                    into: &output
+                )
             }
         }
 
@@ -546,7 +716,8 @@ public struct AnalysisEngine: Sendable {
         for topicID in sortedTopics where topics[topicID].deadLetterDelay.count > 0 {
             topics[topicID].deadLetterDelay.write(
                 name: name,
-                labels: "topic=\"" + topics[topicID].escaped + "\"",
+                label: "topic",
+                labelValue: topics[topicID].escaped,
                 into: &output
             )
         }
@@ -554,8 +725,8 @@ public struct AnalysisEngine: Sendable {
         name = "flowmeter_records_consumed_total"
         writeHeader(name: name, type: "counter", help: "Records consumed and analyzed, by topic.", into: &output)
         for topicID in sortedTopics where topics[topicID].consumed > 0 {
-            let labels = "topic=\"" + topics[topicID].escaped + "\""
-            writeSample(name: name, labels: labels, value: topics[topicID].consumed, into: &output)
+            let topic = topics[topicID]
+            writeSample(name: name, label: "topic", labelValue: topic.escaped, value: topic.consumed, into: &output)
         }
     }
 }
@@ -581,7 +752,7 @@ private struct TopicState: Sendable {
     var invalidCounts = [Int64](repeating: 0, count: InvalidReason.allCases.count)
     var flagCounts = [Int64](repeating: 0, count: 64)
     var duplicates: Int64 = 0
-    var seenIDs: BoundedSet<String>
+    var seenIDs: BoundedSet<Int>
     var delivery = SecondsHistogram()
 
     /// As an original topic: DLQ copies by dead-letter topic id (or the `other` label).

@@ -137,6 +137,19 @@ struct DeadlineHeap: Sendable {
     }
 }
 
+/// The latency bucket layout every Flowmeter histogram shares (DESIGN.md 3.3); 0.5 s is the SLO boundary.
+public enum LatencyBuckets {
+    /// Upper bounds in seconds.
+    public static let seconds: [Double] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+    ]
+    /// The `le` label values, `+Inf` last.
+    public static let labels: [String] = [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
+        "60", "120", "300", "600", "+Inf",
+    ]
+}
+
 /// A Prometheus histogram over the shared latency bucket layout (DESIGN.md 3.3), fed in whole milliseconds.
 struct SecondsHistogram: Sendable, Hashable {
     /// Upper bounds in milliseconds.
@@ -144,10 +157,7 @@ struct SecondsHistogram: Sendable, Hashable {
         1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
     ]
     /// The `le` label values, `+Inf` last.
-    static let leLabels: [String] = [
-        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
-        "60", "120", "300", "600", "+Inf",
-    ]
+    static let leLabels = LatencyBuckets.labels
 
     /// Per-bucket (not cumulative) counts; the last one is above the highest bound.
     var buckets = [Int64](repeating: 0, count: 19)
@@ -166,34 +176,32 @@ struct SecondsHistogram: Sendable, Hashable {
         sumMs &+= value
     }
 
-    /// Appends `_bucket`, `_sum` and `_count` lines; `labels` is the escaped label list without braces
-    /// (e.g. `topic="a"`).
-    func write(name: String, labels: String, into output: inout String) {
+    /// Appends `_bucket`, `_sum` and `_count` lines for the series `{label="labelValue"}` (an escaped value).
+    func write(name: String, label: String, labelValue: String, into output: inout String) {
         var cumulative: Int64 = 0
         for index in 0..<buckets.count {
             cumulative += buckets[index]
             output += name
             output += "_bucket{"
-            output += labels
-            output += labels.isEmpty ? "le=\"" : ",le=\""
+            output += label
+            output += "=\""
+            output += labelValue
+            output += "\",le=\""
             output += Self.leLabels[index]
             output += "\"} "
             output += String(cumulative)
             output += "\n"
         }
-        let braced = labels.isEmpty ? "" : "{" + labels + "}"
-        output += name
-        output += "_sum"
-        output += braced
-        output += " "
-        output += formatSeconds(milliseconds: sumMs)
-        output += "\n"
-        output += name
-        output += "_count"
-        output += braced
-        output += " "
-        output += String(count)
-        output += "\n"
+        for (suffix, value) in [("_sum{", formatSeconds(milliseconds: sumMs)), ("_count{", String(count))] {
+            output += name
+            output += suffix
+            output += label
+            output += "=\""
+            output += labelValue
+            output += "\"} "
+            output += value
+            output += "\n"
+        }
     }
 }
 
@@ -243,12 +251,29 @@ func writeHeader(name: String, type: String, help: String, into output: inout St
     output += "\n"
 }
 
-/// Appends one sample line `name{labels} value`.
-func writeSample(name: String, labels: String, value: Int64, into output: inout String) {
+/// Appends one sample line `name{label="labelValue"[,label2="labelValue2"]} value` (label values escaped), without
+/// building intermediate strings.
+func writeSample(
+    name: String,
+    label: String,
+    labelValue: String,
+    label2: String? = nil,
+    labelValue2: String = "",
+    value: Int64,
+    into output: inout String
+) {
     output += name
     output += "{"
-    output += labels
-    output += "} "
+    output += label
+    output += "=\""
+    output += labelValue
+    if let label2 {
+        output += "\","
+        output += label2
+        output += "=\""
+        output += labelValue2
+    }
+    output += "\"} "
     output += String(value)
     output += "\n"
 }

@@ -8,22 +8,48 @@ struct PendingRequest: Sendable, Hashable {
     var timeMs: Int64
 }
 
+/// Where a request record was read (its identity across restarts, with its flow).
+struct RequestOrigin: Sendable, Hashable {
+    var topic: String
+    var partition: Int32
+    var offset: Int64
+}
+
+/// A pending request as ``FlowCorrelator/takeChanges()`` reports and ``FlowCorrelator/restore(_:evicted:)`` accepts it.
+struct PendingSnapshot: Sendable, Hashable {
+    var request: PendingRequest
+    var origin: RequestOrigin
+    var deadlineMs: Int64
+    /// The insertion order (only its relative order among pending requests matters).
+    var sequence: UInt64
+}
+
 /// Bounded request → response matching for all flows (one pending table per flow, one global memory bound).
 ///
-/// Requests wait in a per-flow, per-key FIFO; a response takes the oldest request with its key. Beyond
+/// Requests wait in a per-flow, per-key FIFO (a chain linked through the pending entries, so a request allocates
+/// nothing beyond its table slots); a response takes the oldest request with its key. Beyond
 /// `maxPending` requests in total the oldest (by insertion) is evicted. A request expires once the clock reaches
 /// its event time plus its flow's timeout; deadlines sit in one min-heap, so out-of-order request times expire
 /// exactly on time. Completed, evicted and expired requests leave stale entries behind in the insertion queue and
 /// the deadline heap; both are compacted once they hold more than twice the live requests, so memory stays
 /// proportional to the bound.
+///
+/// Changes to the pending set are journaled for persistence: ``takeChanges()`` reports the requests added since
+/// the last take that are still pending, and the identities of requests that were pending at the last take (or
+/// restored) and have since left. Each entry knows whether it was reported (`persisted`), so the journal holds only
+/// the requests added since the last take plus the persisted ones removed since: no scan of the pending set.
 struct FlowCorrelator: Sendable {
     let maxPending: Int
     let timeoutsMs: [Int64]
-    private(set) var live: [UInt64: PendingRequest] = [:]
-    private var byKey: [[String: [UInt64]]]
+    private var live: [UInt64: Entry] = [:]
+    private var byKey: [[String: Chain]]
     private var order = RingQueue<UInt64>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
+    /// Sequences added since the last take (some may have left since; compacted like the queue).
+    private var addedSinceTake: [UInt64] = []
+    /// Persisted requests removed since the last take.
+    private var removedSinceTake: [(flow: Int, origin: RequestOrigin)] = []
 
     init(timeoutsMs: [Int64], maxPending: Int) {
         self.timeoutsMs = timeoutsMs
@@ -34,31 +60,119 @@ struct FlowCorrelator: Sendable {
     /// Requests waiting for a response, over all flows.
     var pendingCount: Int { live.count }
 
+    /// Entries held in the insertion queue and the deadline heap, live or stale (at most about twice the pending
+    /// requests plus a constant: the bound on memory).
+    var bookkeepingEntries: Int { order.count + deadlines.count }
+
+    /// Correlation keys with pending requests, over all flows.
+    var keyCount: Int { byKey.reduce(0) { $0 + $1.count } }
+
     /// Adds a request; `evicted` is called for each request dropped by the memory bound (possibly this one, when
     /// the bound is 0).
     mutating func addRequest(
         flow: Int,
         key: String,
         timeMs: Int64,
+        origin: RequestOrigin = RequestOrigin(topic: "", partition: -1, offset: -1),
         evicted: (PendingRequest) -> Void
     ) {
         let sequence = nextSequence
         nextSequence += 1
-        let request = PendingRequest(flow: flow, key: key, timeMs: timeMs)
-        live[sequence] = request
-        byKey[flow][key, default: []].append(sequence)
-        order.append(sequence)
         let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
-        deadlines.push(.init(deadlineMs: overflow ? Int64.max : deadline, sequence: sequence))
+        insert(
+            PendingSnapshot(
+                request: PendingRequest(flow: flow, key: key, timeMs: timeMs),
+                origin: origin,
+                deadlineMs: overflow ? Int64.max : deadline,
+                sequence: sequence
+            ),
+            persisted: false
+        )
+        addedSinceTake.append(sequence)
+        evictOverBound(evicted)
+        compactIfNeeded()
+    }
+
+    /// Re-adds requests reported by ``takeChanges()`` (e.g. after a restart), as already persisted: they are not
+    /// reported as added, and are reported as removed when they leave. Requests are inserted in `sequence` order,
+    /// so per-key FIFO order and eviction order are those of the correlator that reported them; later requests get
+    /// larger sequences than every restored one, so stored sequences stay in insertion order across restarts. A
+    /// request whose flow and origin are already pending is skipped. Beyond the bound the oldest are evicted
+    /// (`evicted`). Meant for a fresh correlator; on one that ever held requests (stale queue and heap entries name
+    /// old sequences), or for a sequence given twice, the restored requests get new sequences in the same order.
+    mutating func restore(_ snapshots: [PendingSnapshot], evicted: (PendingRequest) -> Void) {
+        guard !snapshots.isEmpty else { return }
+        let fresh = nextSequence == 0
+        var present = Set(live.values.map { Identity(flow: $0.request.flow, origin: $0.origin) })
+        let sorted = snapshots.sorted { $0.sequence < $1.sequence }
+        if let last = sorted.last?.sequence, last >= nextSequence { nextSequence = last &+ 1 }
+        for var snapshot in sorted {
+            guard present.insert(Identity(flow: snapshot.request.flow, origin: snapshot.origin)).inserted else {
+                continue
+            }
+            if !fresh || live[snapshot.sequence] != nil {
+                snapshot.sequence = nextSequence
+                nextSequence &+= 1
+            }
+            insert(snapshot, persisted: true)
+        }
+        evictOverBound(evicted)
+        compactIfNeeded()
+    }
+
+    /// The changes to the pending set since the last take (see the type's documentation); starts a new journal.
+    mutating func takeChanges() -> (added: [PendingSnapshot], removed: [(flow: Int, origin: RequestOrigin)]) {
+        var added: [PendingSnapshot] = []
+        for sequence in addedSinceTake {
+            guard let entry = live[sequence], !entry.persisted else { continue }
+            live[sequence]?.persisted = true
+            added.append(
+                PendingSnapshot(
+                    request: entry.request,
+                    origin: entry.origin,
+                    deadlineMs: entry.deadlineMs,
+                    sequence: sequence
+                )
+            )
+        }
+        let removed = removedSinceTake
+        addedSinceTake.removeAll(keepingCapacity: true)
+        removedSinceTake.removeAll(keepingCapacity: true)
+        return (added, removed)
+    }
+
+    /// Journal entries held (added since the last take, live or not, and persisted removals).
+    var journalEntries: Int { addedSinceTake.count + removedSinceTake.count }
+
+    private mutating func insert(_ snapshot: PendingSnapshot, persisted: Bool) {
+        let sequence = snapshot.sequence
+        let flow = snapshot.request.flow
+        let key = snapshot.request.key
+        live[sequence] = Entry(
+            request: snapshot.request,
+            origin: snapshot.origin,
+            deadlineMs: snapshot.deadlineMs,
+            persisted: persisted
+        )
+        if let tail = byKey[flow][key]?.tail {
+            live[tail]?.next = sequence
+            byKey[flow][key]?.tail = sequence
+        } else {
+            byKey[flow][key] = Chain(head: sequence, tail: sequence)
+        }
+        order.append(sequence)
+        deadlines.push(.init(deadlineMs: snapshot.deadlineMs, sequence: sequence))
+    }
+
+    private mutating func evictOverBound(_ evicted: (PendingRequest) -> Void) {
         while live.count > maxPending, let oldest = order.popFirst() {
             if let dropped = remove(sequence: oldest) { evicted(dropped) }
         }
-        compactIfNeeded()
     }
 
     /// Takes the oldest pending request of `flow` with `key`, if any.
     mutating func takeRequest(flow: Int, key: String) -> PendingRequest? {
-        guard let sequence = byKey[flow][key]?.first, let request = remove(sequence: sequence) else { return nil }
+        guard let sequence = byKey[flow][key]?.head, let request = remove(sequence: sequence) else { return nil }
         compactIfNeeded()
         return request
     }
@@ -80,11 +194,29 @@ struct FlowCorrelator: Sendable {
     /// a hint for skipping work).
     var earliestDeadlineMs: Int64? { deadlines.first?.deadlineMs }
 
+    /// Removes a pending request and unlinks it from its key's chain (usually its head; out-of-order expiry may
+    /// remove a later one, found by walking the chain).
     private mutating func remove(sequence: UInt64) -> PendingRequest? {
-        guard let request = live.removeValue(forKey: sequence) else { return nil }
-        if let index = byKey[request.flow][request.key]?.firstIndex(of: sequence) {
-            byKey[request.flow][request.key]?.remove(at: index)
-            if byKey[request.flow][request.key]?.isEmpty == true { byKey[request.flow][request.key] = nil }
+        guard let entry = live.removeValue(forKey: sequence) else { return nil }
+        let request = entry.request
+        if entry.persisted { removedSinceTake.append((request.flow, entry.origin)) }
+        guard let chain = byKey[request.flow][request.key] else { return request }
+        if chain.head == sequence {
+            if let next = entry.next {
+                byKey[request.flow][request.key]?.head = next
+            } else {
+                byKey[request.flow][request.key] = nil
+            }
+            return request
+        }
+        var previous = chain.head
+        while let next = live[previous]?.next {
+            if next == sequence {
+                live[previous]?.next = entry.next
+                if chain.tail == sequence { byKey[request.flow][request.key]?.tail = previous }
+                break
+            }
+            previous = next
         }
         return request
     }
@@ -99,5 +231,31 @@ struct FlowCorrelator: Sendable {
             let live = self.live
             deadlines.retain { live[$0.sequence] != nil }
         }
+        if addedSinceTake.count > threshold {
+            let live = self.live
+            addedSinceTake.removeAll { live[$0] == nil }
+        }
     }
+}
+
+/// A pending request and the next request with the same flow and key.
+private struct Entry: Sendable {
+    var request: PendingRequest
+    var origin: RequestOrigin
+    var deadlineMs: Int64
+    /// Whether ``FlowCorrelator/takeChanges()`` reported it (or it was restored): its removal is journaled.
+    var persisted: Bool
+    var next: UInt64?
+}
+
+/// A pending request's identity: its flow and where its record was read.
+private struct Identity: Hashable {
+    var flow: Int
+    var origin: RequestOrigin
+}
+
+/// The oldest and newest pending request of one flow and key.
+private struct Chain: Sendable {
+    var head: UInt64
+    var tail: UInt64
 }

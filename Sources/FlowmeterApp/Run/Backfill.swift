@@ -1,0 +1,125 @@
+public import FlowmeterCore
+import Foundation
+import Kafka
+public import Logging
+import Synchronization
+
+/// What a backfill did.
+public struct BackfillSummary: Sendable, CustomStringConvertible {
+    /// Records analyzed.
+    public var records: Int64
+    /// Partitions read to their end.
+    public var partitions: Int
+    /// Wall time.
+    public var seconds: Double
+    /// Whether everything was flushed to PostgreSQL (always true without PostgreSQL).
+    public var flushed: Bool
+
+    /// Records per second.
+    public var rate: Double { seconds > 0 ? Double(records) / seconds : 0 }
+
+    public var description: String {
+        let rate = Int(self.rate.rounded())
+        return "backfill complete: \(records) records from \(partitions) partitions in "
+            + "\(String(format: "%.1f", seconds)) s (\(rate) records/s)"
+            + (flushed ? "" : "; WARNING: the last flush to PostgreSQL failed, run again to finish")
+    }
+}
+
+/// `flowmeter backfill --until-end`: the `run` pipeline from the stored offsets (or `--from`, default `earliest`)
+/// to the end offsets captured at start, then a summary.
+public enum Backfill {
+    /// Runs a backfill.
+    ///
+    /// - Parameter report: receives progress text: with `interactive`, a bar to redraw in place (no newline);
+    ///   otherwise plain lines.
+    public static func run(
+        configuration: FlowmeterConfiguration,
+        analyzers: AnalyzerSet,
+        logger: Logger,
+        interactive: Bool,
+        report: @escaping @Sendable (String) -> Void
+    ) async throws -> BackfillSummary {
+        let started = ContinuousClock.now
+        let admin = try KafkaAdmin(
+            config: KafkaClientConfig(
+                bootstrapServers: configuration.bootstrapServers,
+                properties: configuration.kafkaProperties.map { (key: $0.key, value: $0.value) }
+            ),
+            logger: logger
+        )
+        defer { admin.close() }
+        // The end offsets captured now are the finish line; records produced later are left for `run`.
+        let topics = try await admin.topics().filter {
+            analyzers.isAnalyzed(topic: $0.key) || analyzers.isDeadLetterTopic($0.key)
+        }
+        var targets: [TopicPartition: Int64] = [:]
+        var span: Int64 = 0
+        for (topic, count) in topics.sorted(by: { $0.key < $1.key }) {
+            for partition in 0..<count {
+                let tp = TopicPartition(topic, partition)
+                let marks = try await admin.watermarks(tp, timeout: .seconds(10))
+                if marks.high > marks.low {
+                    targets[tp] = marks.high
+                    span += marks.high - marks.low
+                }
+            }
+        }
+        report("backfill: \(targets.count) non-empty partitions of \(topics.count) topics, up to \(span) records\n")
+        let shared = SharedEngine(AnalysisEngine(analyzers: analyzers))
+        let status = RunStatus()
+        let flushMetrics = FlushMetrics()
+        let progress = BackfillProgress()
+        let intake = Intake(
+            configuration: configuration,
+            analyzers: analyzers,
+            shared: shared,
+            status: status,
+            flushMetrics: flushMetrics,
+            mode: .untilEnd(targets),
+            progress: progress,
+            logger: logger
+        )
+        let termination = TerminationSignals(exitOnStdinClose: false)
+        let stopper = Task {
+            for await reason in termination.reasons {
+                logger.warning("Backfill interrupted; flushing what was analyzed", metadata: ["reason": "\(reason)"])
+                intake.stop()
+            }
+        }
+        defer { stopper.cancel() }
+        let reporter = Task {
+            var last = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(interactive ? 250 : 5000))
+                let done = progress.records
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let rate = seconds > 0 ? Int(Double(done) / seconds) : 0
+                if interactive {
+                    let fraction = span > 0 ? min(1, Double(done) / Double(span)) : 1
+                    let filled = Int(fraction * 30)
+                    let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled)
+                    report("\r[\(bar)] \(Int(fraction * 100))% \(done)/\(span) records, \(rate)/s ")
+                } else if ContinuousClock.now - last >= .seconds(5) {
+                    report("backfill: \(done) records analyzed, \(rate)/s\n")
+                    last = ContinuousClock.now
+                }
+            }
+        }
+        defer { reporter.cancel() }
+        try await intake.run()
+        reporter.cancel()
+        if interactive { report("\n") }
+        let elapsed = ContinuousClock.now - started
+        let flushed =
+            configuration.postgresURL == nil
+            || flushMetrics.state.withLock { $0.unflushedRecords == 0 && $0.postgresUp == true }
+        return BackfillSummary(
+            records: progress.records,
+            partitions: targets.count,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            flushed: flushed
+        )
+    }
+}
