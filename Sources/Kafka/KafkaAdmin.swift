@@ -138,6 +138,11 @@ public final class KafkaAdmin: Sendable {
     /// the group has no commit. Uses one ListConsumerGroupOffsets request.
     ///
     /// Partitions must be explicit: librdkafka 2.0.2 returns nothing for an empty list.
+    ///
+    /// - Warning: In librdkafka 2.0.2 this admin request can abort the process
+    ///   (`rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt > 0`) when the coordinator connection
+    ///   drops while it runs, as in a broker outage (librdkafka issue 3663). Long-running pollers should use
+    ///   ``KafkaConsumer/committed(_:timeout:)`` on a non-joining consumer with the group's id instead.
     public func committedOffsets(
         group: String,
         partitions: [TopicPartition],

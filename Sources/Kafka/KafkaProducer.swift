@@ -280,6 +280,45 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    // MARK: - Transactions
+
+    /// Registers the producer's `transactional.id` with the transaction coordinator (once, before the first
+    /// transaction). The producer must have been created with the `transactional.id` property.
+    /// - Throws: A ``KafkaError`` if the coordinator did not answer in time or refused.
+    public func initTransactions(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try checkOpen()
+        if let error = rd_kafka_init_transactions(handle.pointer, timeout.milliseconds) {
+            throw .rdKafka(owning: error, context: "init transactions")
+        }
+    }
+
+    /// Starts a transaction: records sent until ``commitTransaction(timeout:)`` or ``abortTransaction(timeout:)``
+    /// belong to it.
+    public func beginTransaction() throws(KafkaError) {
+        try checkOpen()
+        if let error = rd_kafka_begin_transaction(handle.pointer) {
+            throw .rdKafka(owning: error, context: "begin transaction")
+        }
+    }
+
+    /// Flushes the transaction's records and commits it: the broker writes a commit marker, which occupies an
+    /// offset in every partition the transaction wrote to.
+    public func commitTransaction(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try checkOpen()
+        if let error = rd_kafka_commit_transaction(handle.pointer, timeout.milliseconds) {
+            throw .rdKafka(owning: error, context: "commit transaction")
+        }
+    }
+
+    /// Aborts the transaction: its records stay in the log, followed by an abort marker, and `read_committed`
+    /// consumers skip them.
+    public func abortTransaction(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try checkOpen()
+        if let error = rd_kafka_abort_transaction(handle.pointer, timeout.milliseconds) {
+            throw .rdKafka(owning: error, context: "abort transaction")
+        }
+    }
+
     /// Flushes for up to `timeout` and releases the client. Idempotent.
     public func close(timeout: Duration = .seconds(10)) {
         let wasClosed = closed.withLock { closed in
