@@ -66,7 +66,7 @@ public enum Backfill {
             }
         }
         report("backfill: \(targets.count) non-empty partitions of \(topics.count) topics, up to \(span) records\n")
-        let shared = SharedEngine(AnalysisEngine(analyzers: analyzers))
+        let shared = SharedEngine(AnalysisEngine(analyzers: analyzers, clock: .external))
         let status = RunStatus()
         let flushMetrics = FlushMetrics()
         let progress = BackfillProgress()

@@ -42,6 +42,8 @@ final class Intake: Service {
     private let progress: BackfillProgress?
     private let logger: Logger
     private let stopRequested = Mutex(false)
+    /// The intake's consumer while it runs (the lag monitor reads its cached watermarks).
+    let consumerBox = ConsumerBox()
 
     init(
         configuration: FlowmeterConfiguration,
@@ -99,13 +101,15 @@ final class Intake: Service {
         // @unchecked: confined to the intake thread (see above); the handler closures only run there.
         let intake: Intake
         let sink: RollupSink?
-        let consumerBox = ConsumerBox()
+        var consumerBox: ConsumerBox { intake.consumerBox }
         var consumer: KafkaConsumer!
         let flushIntervalMs: Int64
         /// At most this many analyzed records wait for PostgreSQL before intake pauses
         /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 200,000).
         let maxUnflushedRecords =
-            ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map { max(1, $0) }
+            ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map {
+                max(1, $0)
+            }
             ?? 200_000
 
         /// Deltas and next offsets analyzed since the last successful flush.
@@ -129,7 +133,9 @@ final class Intake: Service {
         /// completion: a partition whose stored offset is already its end never fetches anything).
         var reached: [TopicPartition: Int64] = [:]
         var records: Int64 = 0
-        var nextCaughtUpCheckMs: Int64 = 0
+        var nextWatermarkAtMs: Int64 = 0
+        /// The latest record timestamp read from each partition.
+        var latestTimestamp: [TopicPartition: Int64] = [:]
 
         init(intake: Intake) throws {
             self.intake = intake
@@ -212,15 +218,13 @@ final class Intake: Service {
         // MARK: Analysis
 
         func analyze(_ batch: [ConsumerRecord], now: Int64) {
-            if batch.isEmpty {
-                // Wall time may move the flow clock (expiring requests) only when nothing is left to read: while
-                // records are still waiting in Kafka, their responses may be among them.
-                if now >= nextCaughtUpCheckMs {
-                    nextCaughtUpCheckMs = now + 500
-                    if caughtUp() { intake.shared.engine.withLock { $0.advance(nowMs: now) } }
+            if now >= nextWatermarkAtMs {
+                nextWatermarkAtMs = now + 200
+                if let watermark = watermark(now: now) {
+                    intake.shared.engine.withLock { $0.advance(nowMs: watermark) }
                 }
-                return
             }
+            guard !batch.isEmpty else { return }
             intake.shared.engine.withLock { engine in
                 for record in batch {
                     Intake.feed(record, to: &engine, receivedAtMs: now)
@@ -229,33 +233,49 @@ final class Intake: Service {
             for record in batch {
                 pendingNext[record.topicPartition] = record.offset + 1
                 reached[record.topicPartition] = record.offset + 1
+                let stamp = record.timestampMs > 0 ? record.timestampMs : now
+                if stamp > latestTimestamp[record.topicPartition] ?? .min {
+                    latestTimestamp[record.topicPartition] = stamp
+                }
             }
             unflushedRecords += batch.count
             records += Int64(batch.count)
             intake.progress?.advance(by: batch.count)
         }
 
-        /// Whether every assigned partition has been read to the end offset librdkafka last saw for it.
-        func caughtUp() -> Bool {
+        /// The event-time watermark that expires flow requests: the minimum over the assigned partitions of the
+        /// latest timestamp read from each, where a partition read to the end offset librdkafka last saw counts as
+        /// `now`. `nil` while some partition has neither (nothing read yet): its records may hold responses.
+        ///
+        /// A single "largest timestamp seen" clock would let a fast partition (a small topic read to its end
+        /// first) expire requests whose responses are still unread in a slower one.
+        func watermark(now: Int64) -> Int64? {
             let assignment = intake.status.state.withLock { $0.assignment }
-            guard !assignment.isEmpty else { return false }
-            var unknown: [TopicPartition] = []
+            guard !assignment.isEmpty else { return nil }
+            var unknownPosition: [TopicPartition] = []
+            var result = Int64.max
             for partition in assignment {
-                guard let high = consumer.cachedWatermarks(partition)?.high else { return false }
-                if let next = reached[partition] {
-                    if next < high { return false }
-                } else if high > 0 {
-                    unknown.append(partition)
+                let high = consumer.cachedWatermarks(partition)?.high
+                if let high, let next = reached[partition] {
+                    result = min(result, next >= high ? now : latestTimestamp[partition] ?? .min)
+                } else if high != nil {
+                    unknownPosition.append(partition)
+                } else if let latest = latestTimestamp[partition] {
+                    result = min(result, latest)
+                } else {
+                    return nil
                 }
             }
-            guard !unknown.isEmpty else { return true }
-            guard let positions = try? consumer.position(unknown) else { return false }
-            for partition in unknown {
-                guard let position = positions[partition] ?? nil,
-                    let high = consumer.cachedWatermarks(partition)?.high, position >= high
-                else { return false }
+            if !unknownPosition.isEmpty {
+                guard let positions = try? consumer.position(unknownPosition) else { return nil }
+                for partition in unknownPosition {
+                    guard let position = positions[partition] ?? nil,
+                        let high = consumer.cachedWatermarks(partition)?.high, position >= high
+                    else { return nil }
+                    result = min(result, now)
+                }
             }
-            return true
+            return result == .min || result == .max ? nil : result
         }
 
         // MARK: Flushing
@@ -445,7 +465,7 @@ final class Intake: Service {
             pendingDelta = RollupDelta()
             pendingNext = [:]
             unflushedRecords = 0
-            intake.shared.engine.withLock { $0 = AnalysisEngine(analyzers: intake.analyzers) }
+            intake.shared.engine.withLock { $0 = AnalysisEngine(analyzers: intake.analyzers, clock: .external) }
             needsResync = true
             resyncPaused = false
         }

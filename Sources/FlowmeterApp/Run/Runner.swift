@@ -24,7 +24,7 @@ public enum Runner {
                 metadata: ["from": "\(configuration.from)"]
             )
         }
-        let shared = SharedEngine(AnalysisEngine(analyzers: analyzers))
+        let shared = SharedEngine(AnalysisEngine(analyzers: analyzers, clock: .external))
         let status = RunStatus()
         let flushMetrics = FlushMetrics()
         let admin = try KafkaAdmin(
@@ -34,6 +34,27 @@ public enum Runner {
             ),
             logger: logger
         )
+        let intake = Intake(
+            configuration: configuration,
+            analyzers: analyzers,
+            shared: shared,
+            status: status,
+            flushMetrics: flushMetrics,
+            logger: logger
+        )
+        let consumerBox = intake.consumerBox
+        let lag = try LagMonitor(
+            analyzers: analyzers,
+            ownGroup: configuration.group,
+            kafka: KafkaClientConfig(
+                bootstrapServers: configuration.bootstrapServers,
+                properties: configuration.kafkaProperties.map { (key: $0.key, value: $0.value) }
+            ),
+            interval: configuration.lagInterval,
+            logger: logger,
+            assignment: { status.state.withLock { $0.assignment } },
+            cachedWatermarks: { consumerBox.consumer?.cachedWatermarks($0) }
+        )
         let postgres = configuration.postgresURL != nil
         let endpoints = HTTPEndpoints(
             metrics: {
@@ -41,6 +62,7 @@ public enum Runner {
                 text.reserveCapacity(64 * 1024)
                 shared.engine.withLock { $0.writeMetrics(into: &text) }
                 SelfMetrics.write(status: status, into: &text)
+                lag.writeMetrics(into: &text)
                 if postgres { flushMetrics.write(into: &text) }
                 return text
             },
@@ -53,14 +75,6 @@ public enum Runner {
             logger: logger,
             onListening: onListening
         )
-        let intake = Intake(
-            configuration: configuration,
-            analyzers: analyzers,
-            shared: shared,
-            status: status,
-            flushMetrics: flushMetrics,
-            logger: logger
-        )
         let termination = TerminationSignals(exitOnStdinClose: false)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: http),
@@ -68,8 +82,10 @@ public enum Runner {
                 service: KafkaHealth(admin: admin, interval: configuration.lagInterval, status: status, logger: logger)
             ),
         ]
+        services.append(.init(service: lag))
         if let url = configuration.postgresURL {
             services.append(.init(service: Retention(url: url, retention: configuration.retention, logger: logger)))
+            services.append(.init(service: LagSampleWriter(url: url, monitor: lag, logger: logger)))
         }
         // Shutdown runs in reverse order: intake drains first, HTTP goes last so /metrics stays up meanwhile.
         services.append(.init(service: intake))

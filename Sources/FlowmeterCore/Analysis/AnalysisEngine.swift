@@ -1,3 +1,15 @@
+/// What moves the clock that expires flow requests and early responses.
+public enum FlowClockSource: Sendable, Hashable {
+    /// The largest record timestamp analyzed so far (and ``AnalysisEngine/advance(nowMs:)``). Right when all
+    /// partitions are read at the same pace, as in live operation.
+    case recordTimestamps
+    /// Only ``AnalysisEngine/advance(nowMs:)``: the caller supplies an event-time watermark, e.g. the minimum over
+    /// its partitions of the latest timestamp read from each. Right when partitions are read at different paces
+    /// (catching up a backlog, replaying after a restart), where one fast partition would otherwise expire
+    /// requests whose responses are still unread in a slower one.
+    case external
+}
+
 /// The analysis engine: decodes each Kafka record and updates the live Prometheus metrics it owns and the
 /// 1-minute event-time window rollup deltas (DESIGN.md 3.3, 3.4 and 4).
 ///
@@ -72,6 +84,7 @@ public struct AnalysisEngine: Sendable {
     private var correlator: FlowCorrelator
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
     private var clockMs: Int64 = .min
+    private let clockSource: FlowClockSource
     private var unmatchedResponsesCount: Int64 = 0
     private var early: EarlyResponseBuffer
     private var earlyMatchedCount: Int64 = 0
@@ -119,7 +132,8 @@ public struct AnalysisEngine: Sendable {
     /// The decoder's dead-letter topics are the listed ``AnalyzerSet/deadLetterTopics`` and its patterns the
     /// ``AnalyzerSet/deadLetterPatterns`` globs; records with Dapr's `__topic` and `__offset` headers are
     /// dead-letter copies on any topic.
-    public init(analyzers: AnalyzerSet) {
+    public init(analyzers: AnalyzerSet, clock: FlowClockSource = .recordTimestamps) {
+        self.clockSource = clock
         self.analyzers = analyzers
         self.limits = analyzers.limits
         self.decoder = CloudEventDecoder(
@@ -227,8 +241,10 @@ public struct AnalysisEngine: Sendable {
         }
 
         // Flow clock and expiry.
-        let clockCandidate = timestampValid ? timestampMs : receivedAtMs
-        if clockCandidate > clockMs { moveClock(to: clockCandidate) }
+        if clockSource == .recordTimestamps {
+            let clockCandidate = timestampValid ? timestampMs : receivedAtMs
+            if clockCandidate > clockMs { moveClock(to: clockCandidate) }
+        }
 
         // Flows.
         if event.role == .normal && !duplicate

@@ -69,19 +69,46 @@ struct LearnFlowStream {
             + "\"traceparent\":\"\(traceparent)\",\"tracestate\":\"\",\"type\":\"\(type)\"}"
     }
 
-    struct EventKey: Hashable { var window: Int64; var topic: String; var type: String }
-    struct FlowKey: Hashable { var window: Int64; var flow: String }
-    struct FlowCounts: Hashable { var completed: Int64; var incomplete: Int64 }
+    struct EventKey: Hashable {
+        var window: Int64
+        var topic: String
+        var type: String
+    }
+    struct FlowKey: Hashable {
+        var window: Int64
+        var flow: String
+    }
+    struct FlowCounts: Hashable {
+        var completed: Int64
+        var incomplete: Int64
+    }
 
     static func window(_ ms: Int64) -> Int64 { ms / 60_000 * 60_000 }
 
     func expectedEvents(_ range: Range<Int>) -> [EventKey: Int64] {
         var counts: [EventKey: Int64] = [:]
         for index in range {
-            counts[EventKey(window: Self.window(requestTime(index)), topic: "exercise.submitted", type: requestType(index)), default: 0] += 1
-            counts[EventKey(window: Self.window(requestTime(index) + latency(index)), topic: "exercise.graded", type: "com.dapr.event.sent"), default: 0] += 1
+            counts[
+                EventKey(
+                    window: Self.window(requestTime(index)),
+                    topic: "exercise.submitted",
+                    type: requestType(index)
+                ),
+                default: 0
+            ] += 1
+            counts[
+                EventKey(
+                    window: Self.window(requestTime(index) + latency(index)),
+                    topic: "exercise.graded",
+                    type: "com.dapr.event.sent"
+                ),
+                default: 0
+            ] += 1
             if index % malformedEvery == 0 {
-                counts[EventKey(window: Self.window(requestTime(index)), topic: "learning.requested", type: "malformed"), default: 0] += 1
+                counts[
+                    EventKey(window: Self.window(requestTime(index)), topic: "learning.requested", type: "malformed"),
+                    default: 0
+                ] += 1
             }
         }
         return counts
@@ -91,8 +118,12 @@ struct LearnFlowStream {
         var counts: [FlowKey: FlowCounts] = [:]
         for index in range {
             let window = Self.window(requestTime(index))
-            counts[FlowKey(window: window, flow: "grading"), default: FlowCounts(completed: 0, incomplete: 0)].completed += 1
-            counts[FlowKey(window: window, flow: "submission-to-progress"), default: FlowCounts(completed: 0, incomplete: 0)].incomplete += 1
+            counts[FlowKey(window: window, flow: "grading"), default: FlowCounts(completed: 0, incomplete: 0)]
+                .completed += 1
+            counts[
+                FlowKey(window: window, flow: "submission-to-progress"),
+                default: FlowCounts(completed: 0, incomplete: 0)
+            ].incomplete += 1
         }
         return counts
     }
@@ -136,7 +167,10 @@ enum TestPostgres {
     static func storedOffsetSum(_ url: String) -> Int64 {
         guard let connection = try? PQConnection.connect(url: url, logger: quietLogger) else { return -1 }
         defer { connection.close() }
-        guard let rows = try? connection.query("SELECT coalesce(sum(next_offset), 0)::bigint FROM flowmeter.consumer_offsets"),
+        guard
+            let rows = try? connection.query(
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM flowmeter.consumer_offsets"
+            ),
             let value = try? rows.first?.int64(0)
         else { return -1 }
         return value
@@ -149,7 +183,11 @@ enum TestPostgres {
         for row in try connection.query(
             "SELECT (extract(epoch FROM window_start) * 1000)::bigint, topic, type, events FROM flowmeter.event_counts_1m"
         ) {
-            let key = LearnFlowStream.EventKey(window: try row.int64(0) ?? 0, topic: try row.string(1) ?? "", type: try row.string(2) ?? "")
+            let key = LearnFlowStream.EventKey(
+                window: try row.int64(0) ?? 0,
+                topic: try row.string(1) ?? "",
+                type: try row.string(2) ?? ""
+            )
             result[key, default: 0] += try row.int64(3) ?? 0
         }
         return result
