@@ -120,7 +120,8 @@ public final class LagMonitor: Service, Sendable {
     /// Kafka clients.
     public func run() async throws {
         defer { close() }
-        try await cancelWhenGracefulShutdown { [self] in
+        // Graceful shutdown cancels the sleep; that is how this service ends, not a failure.
+        try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 let started = ContinuousClock.now
                 await pollOnce()
