@@ -392,24 +392,36 @@ struct RollupStatements {
         deadLetters = Self.deadLetters(delta.deadLetters)
         invalid = Self.invalid(delta.invalid)
         offsets = Self.offsets(nextOffsets, group: group)
-        pendingRemoved = Self.pendingRemoved(pending.removed, group: group)
+        pendingRemoved = Self.removeKeys(pending.removed, from: "pending_flows", columns: "request", group: group)
         pendingAdded = Self.pendingAdded(pending.added, group: group)
-        earlyRemoved = Self.earlyRemoved(pending.earlyRemoved, group: group)
+        earlyRemoved = Self.removeKeys(
+            pending.earlyRemoved,
+            from: "early_responses",
+            columns: "response",
+            group: group
+        )
         earlyAdded = Self.earlyAdded(pending.earlyAdded, group: group)
         flowClock = Self.flowClock(pending.flowClockMs, group: group)
     }
 
-    private static func pendingRemoved(_ removed: [PendingFlowKey], group: String) -> SQLCommand? {
+    /// Deletes rows of pending requests or early responses by their record identity (topic, partition, offset,
+    /// flow). `table` and `columns` are fixed names from this file, never input; the values are parameters.
+    private static func removeKeys(
+        _ removed: [PendingFlowKey],
+        from table: String,
+        columns prefix: String,
+        group: String
+    ) -> SQLCommand? {
         guard !removed.isEmpty else { return nil }
         let rows = removed.sorted {
             ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
         }
         return SQLCommand(
             sql: """
-                DELETE FROM flowmeter.pending_flows AS p
+                DELETE FROM flowmeter.\(table) AS r
                 USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
-                WHERE p.group_id = $1::text AND p.request_topic = u.topic AND p.request_partition = u.partition
-                    AND p.request_offset = u."offset" AND p.flow = u.flow
+                WHERE r.group_id = $1::text AND r.\(prefix)_topic = u.topic AND r.\(prefix)_partition = u.partition
+                    AND r.\(prefix)_offset = u."offset" AND r.flow = u.flow
                 """,
             params: [
                 .string(group),
@@ -454,28 +466,6 @@ struct RollupStatements {
                 .string(SQLArray.integers(rows.map(\.windowStartMs))),
                 .string(SQLArray.integers(rows.map(\.deadlineMs))),
                 .string(SQLArray.integers(rows.map { Int64(bitPattern: $0.sequence) })),
-            ]
-        )
-    }
-
-    private static func earlyRemoved(_ removed: [PendingFlowKey], group: String) -> SQLCommand? {
-        guard !removed.isEmpty else { return nil }
-        let rows = removed.sorted {
-            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
-        }
-        return SQLCommand(
-            sql: """
-                DELETE FROM flowmeter.early_responses AS e
-                USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
-                WHERE e.group_id = $1::text AND e.response_topic = u.topic AND e.response_partition = u.partition
-                    AND e.response_offset = u."offset" AND e.flow = u.flow
-                """,
-            params: [
-                .string(group),
-                .string(SQLArray.text(rows.map(\.topic))),
-                .string(SQLArray.integers(rows.map { Int64($0.partition) })),
-                .string(SQLArray.integers(rows.map(\.offset))),
-                .string(SQLArray.text(rows.map(\.flow))),
             ]
         )
     }

@@ -195,7 +195,7 @@ final class Intake: Service {
                     if now >= nextFlushAtMs { _ = flush(now: now) }
                     applyBackPressure()
                 } else if now >= nextFlushAtMs {
-                    commitToKafka(takeAll: true)
+                    commitProcessedToKafka()
                     nextFlushAtMs = now + flushIntervalMs
                 }
                 publishBacklog()
@@ -209,7 +209,7 @@ final class Intake: Service {
                     Thread.sleep(forTimeInterval: 0.2 * Double(attempt + 1))
                 }
             } else if sink == nil {
-                commitToKafka(takeAll: true)
+                commitProcessedToKafka()
             }
             publishBacklog()
             logger.info("Intake stopped", metadata: ["records": "\(records)"])
@@ -364,7 +364,7 @@ final class Intake: Service {
         }
 
         /// Without PostgreSQL: commits what was processed.
-        func commitToKafka(takeAll: Bool) {
+        func commitProcessedToKafka() {
             let processed = pendingNext.mapValues { $0 - 1 }
             pendingNext = [:]
             unflushedRecords = 0
