@@ -13,8 +13,15 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
+        // First of all: a SIGTERM while the daemon starts (Kubernetes may send one at any time) drains it.
+        let termination = TerminationSignals(exitOnStdinClose: false)
         let logger = makeLogger(label: "flowmeter")
         let loaded = try resolveAndLoad(options, for: .run)
-        try await Runner.run(configuration: loaded.configuration, analyzers: loaded.analyzers, logger: logger)
+        try await Runner.run(
+            configuration: loaded.configuration,
+            analyzers: loaded.analyzers,
+            logger: logger,
+            termination: termination
+        )
     }
 }

@@ -11,11 +11,15 @@ import Synchronization
 public enum Runner {
     /// Runs the daemon.
     ///
-    /// - Parameter onListening: called with the HTTP server's bound address.
+    /// - Parameters:
+    ///   - termination: the signal handlers; create them as early as the process can, so that a SIGTERM sent
+    ///     while the daemon is still starting drains it instead of killing it. Created here when not given.
+    ///   - onListening: called with the HTTP server's bound address.
     public static func run(
         configuration: FlowmeterConfiguration,
         analyzers: AnalyzerSet,
         logger: Logger,
+        termination: TerminationSignals? = nil,
         onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws {
         if configuration.postgresURL == nil {
@@ -75,7 +79,7 @@ public enum Runner {
             logger: logger,
             onListening: onListening
         )
-        let termination = TerminationSignals(exitOnStdinClose: false)
+        let termination = termination ?? TerminationSignals(exitOnStdinClose: false)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: http),
             .init(
