@@ -3,7 +3,7 @@
 # Needs root (or sudo) only when something has to be installed.
 set -euo pipefail
 
-packages=(librdkafka-dev libpq-dev postgresql kcat pkg-config)
+packages=(librdkafka-dev libpq-dev postgresql kcat pkg-config python3-yaml)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
