@@ -317,14 +317,19 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Commits explicit offsets synchronously: for each partition, the offset of the last processed record.
-    public func commit(processed: [TopicPartition: Int64]) throws(KafkaError) {
+    /// Commits explicit offsets: for each partition, the offset of the last processed record.
+    ///
+    /// - Parameter wait: wait for the broker's answer (and throw its per-partition errors). A synchronous commit
+    ///   blocks for as long as the group coordinator is unreachable; pass `false` where a commit is only for
+    ///   visibility and must never hold the caller up (the commit is then queued and sent when it can be).
+    public func commit(processed: [TopicPartition: Int64], wait: Bool = true) throws(KafkaError) {
         try checkOpen()
         guard !processed.isEmpty else { return }
         let list = makePartitionList(processed.map { ($0.key, $0.value + 1) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_commit(handle.pointer, list, 0)
+        let err = rd_kafka_commit(handle.pointer, list, wait ? 0 : 1)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "commit") }
+        guard wait else { return }
         for entry in readPartitionList(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw .rdKafka(entry.error, context: "commit \(entry.topicPartition)")
         }

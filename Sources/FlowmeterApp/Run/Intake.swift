@@ -42,6 +42,10 @@ final class Intake: Service {
     private let progress: BackfillProgress?
     private let logger: Logger
     private let stopRequested = Mutex(false)
+    /// The waiter of ``run()``, resumed once: when the intake thread ends, or by the close watchdog.
+    private let waiter = Mutex<CheckedContinuation<Void, any Error>?>(nil)
+    /// How long leaving the group may take after the last flush before ``run()`` returns without it.
+    static let closeDeadline: Duration = .seconds(10)
     /// The intake's consumer while it runs (the lag monitor reads its cached watermarks).
     let consumerBox = ConsumerBox()
 
@@ -69,14 +73,15 @@ final class Intake: Service {
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    waiter.withLock { $0 = continuation }
                     let thread = Thread { [self] in
                         do {
                             let pipeline = try Pipeline(intake: self)
                             try pipeline.run(until: { self.stopRequested.withLock { $0 } })
-                            continuation.resume()
+                            finish(.success(()))
                         } catch {
                             status.intakeFailed("\(error)")
-                            continuation.resume(throwing: error)
+                            finish(.failure(error))
                         }
                     }
                     thread.name = "flowmeter-intake"
@@ -93,6 +98,31 @@ final class Intake: Service {
 
     func stop() {
         stopRequested.withLock { $0 = true }
+    }
+
+    private func finish(_ result: Result<Void, any Error>) {
+        waiter.withLock { waiter in
+            defer { waiter = nil }
+            return waiter
+        }?.resume(with: result)
+    }
+
+    /// Called once everything is flushed, before the consumer leaves the group. librdkafka's consumer close
+    /// waits for queued commits and the group leave, for as long as the coordinator is unreachable: past the
+    /// deadline ``run()`` returns without it, so a Kafka outage cannot hold shutdown up until the service group
+    /// gives up (nothing is lost: the offsets are in PostgreSQL, or only a visibility commit is missed).
+    fileprivate func drained() {
+        let thread = Thread { [self] in
+            Thread.sleep(forTimeInterval: Double(Self.closeDeadline.components.seconds))
+            guard waiter.withLock({ $0 != nil }) else { return }
+            logger.warning(
+                "Leaving the consumer group takes too long (Kafka unreachable?); stopping without waiting for it",
+                metadata: ["deadline": "\(Self.closeDeadline)"]
+            )
+            finish(.success(()))
+        }
+        thread.name = "flowmeter-close-watchdog"
+        thread.start()
     }
 
     /// The intake thread's state. Everything here runs on that one thread: the loop, and the rebalance handler
@@ -213,6 +243,7 @@ final class Intake: Service {
             }
             publishBacklog()
             logger.info("Intake stopped", metadata: ["records": "\(records)"])
+            intake.drained()
         }
 
         // MARK: Analysis
@@ -354,10 +385,15 @@ final class Intake: Service {
             intake.flushMetrics.backlog(unflushed: unflushedRecords, paused: paused, resyncing: needsResync)
         }
 
-        func commitToKafka(_ processed: [TopicPartition: Int64]) {
+        /// Queues a Kafka commit without waiting for it: a synchronous commit blocks for as long as the group
+        /// coordinator is unreachable, which would stall flushes and graceful shutdown during a Kafka outage.
+        /// PostgreSQL's offsets are the truth when rollups are on; without PostgreSQL a lost commit only means
+        /// records are analyzed again after a restart. `wait` is for the revoke handler without PostgreSQL: there
+        /// the commit is the hand-over to the next owner, and a revoke (unlike a loss) means the coordinator is up.
+        func commitToKafka(_ processed: [TopicPartition: Int64], wait: Bool = false) {
             guard !processed.isEmpty else { return }
             do {
-                try consumer.commit(processed: processed)
+                try consumer.commit(processed: processed, wait: wait)
             } catch {
                 logger.warning("Kafka commit failed", metadata: ["kafka.error": "\(error)"])
             }
@@ -421,7 +457,7 @@ final class Intake: Service {
             guard sink != nil else {
                 let processed = pendingNext.filter { partitions.contains($0.key) }.mapValues { $0 - 1 }
                 for partition in partitions { pendingNext.removeValue(forKey: partition) }
-                if !lost { commitToKafka(processed) }
+                if !lost { commitToKafka(processed, wait: true) }
                 return
             }
             if needsResync { return }
