@@ -21,14 +21,27 @@ struct DevKafkaCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also stop when standard input is closed.")
     var exitOnStdinClose = false
 
+    @Flag(
+        name: .long,
+        help: """
+            Read fault-injection commands from standard input, one per line, each answered on standard output             (ok ... or error: ...): down B, up B, rtt B MS, leader TOPIC PARTITION B, coordinator GROUP B,             errors API CODE[,CODE...], topic-error TOPIC CODE|none. Stops when standard input closes.
+            """
+    )
+    var control = false
+
     func run() async throws {
         let logger = makeLogger(label: "flowmeter.dev-kafka")
         do {
             let specs = try topics.map { text throws(DevKafkaError) in try DevKafka.TopicSpec(parsing: text) }
-            try await DevKafka(brokerCount: brokerCount, topics: specs, exitOnStdinClose: exitOnStdinClose)
-                .run(logger: logger) { line in
-                    FileHandle.standardOutput.write(Data((line + "\n").utf8))
-                }
+            try await DevKafka(
+                brokerCount: brokerCount,
+                topics: specs,
+                exitOnStdinClose: exitOnStdinClose,
+                control: control
+            )
+            .run(logger: logger) { line in
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
         } catch let error as DevKafkaError {
             throw ValidationError(error.description)
         }

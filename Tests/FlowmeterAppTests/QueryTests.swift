@@ -326,22 +326,23 @@ struct QueryRunnerTests {
             let result = try QueryRunner.run(QueryFixture.request(.lag), connection: connection)
             #expect(
                 result.columns.map(\.name) == [
-                    "group_id", "topic", "partition", "committed_offset", "end_offset", "lag_messages", "lag_seconds",
-                    "status", "sampled_at",
+                    "group_id", "topic", "partition", "committed_offset", "log_start_offset", "end_offset",
+                    "lag_messages", "lag_seconds", "status", "sampled_at",
                 ]
             )
             let expected: [[QueryCell]] = [
                 [
-                    .text("grader"), .text("orders"), .integer(0), .integer(95), .integer(100), .integer(5),
+                    .text("grader"), .text("orders"), .integer(0), .integer(95), .integer(0), .integer(100),
+                    .integer(5),
                     .decimal(1.25, places: 1), .text("ok"), .time(QueryFixture.date(1, seconds: 10)),
                 ],
                 [
-                    .text("grader"), .text("orders"), .integer(1), .null, .integer(50), .null, .null,
+                    .text("grader"), .text("orders"), .integer(1), .null, .integer(0), .integer(50), .null, .null,
                     .text("stopped"),
                     .time(QueryFixture.date(0, seconds: 10)),
                 ],
                 [
-                    .text("tutor"), .text("payments"), .integer(0), .integer(7), .integer(7), .integer(0),
+                    .text("tutor"), .text("payments"), .integer(0), .integer(7), .integer(0), .integer(7), .integer(0),
                     .decimal(0, places: 1), .text("ok"), .time(QueryFixture.date(1, seconds: 10)),
                 ],
             ]

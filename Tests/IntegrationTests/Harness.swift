@@ -131,6 +131,18 @@ final class DevKafkaProcess {
         return process.isRunning ? nil : process.terminationStatus
     }
 
+    /// Sends a fault-injection command (the process must run with `--control`); returns its answer line.
+    func control(_ command: String) throws -> String {
+        stdin.fileHandleForWriting.write(Data((command + "\n").utf8))
+        var line = Data()
+        while true {
+            let byte = stdout.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        return String(decoding: line, as: UTF8.self)
+    }
+
     deinit {
         if process.isRunning {
             process.terminate()

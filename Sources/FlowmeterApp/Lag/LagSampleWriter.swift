@@ -8,11 +8,20 @@ import ServiceLifecycle
 final class LagSampleWriter: Service {
     private let url: String
     private let monitor: LagMonitor
+    private let interval: Duration
     private let logger: Logger
 
-    init(url: String, monitor: LagMonitor, logger: Logger) {
+    /// The sampling period: `FLOWMETER_LAG_SAMPLE_INTERVAL` (a duration, at least 1s), else one minute.
+    static var configuredInterval: Duration {
+        ProcessInfo.processInfo.environment["FLOWMETER_LAG_SAMPLE_INTERVAL"].flatMap(DurationSyntax.parse).map {
+            max($0, .seconds(1))
+        } ?? .seconds(60)
+    }
+
+    init(url: String, monitor: LagMonitor, interval: Duration = LagSampleWriter.configuredInterval, logger: Logger) {
         self.url = url
         self.monitor = monitor
+        self.interval = interval
         self.logger = logger
     }
 
@@ -20,9 +29,10 @@ final class LagSampleWriter: Service {
         let url = self.url
         let monitor = self.monitor
         let logger = self.logger
+        let interval = self.interval
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(60))
+                try await Task.sleep(for: interval)
                 let samples = monitor.samples
                 guard !samples.isEmpty else { continue }
                 let written: Result<Int, PQError> = await withCheckedContinuation { continuation in
@@ -37,7 +47,10 @@ final class LagSampleWriter: Service {
                     }
                 }
                 if case .failure(let error) = written {
-                    logger.warning("Lag samples not written; next minute", metadata: ["postgres.error": "\(error)"])
+                    logger.warning(
+                        "Lag samples not written; trying again at the next sample",
+                        metadata: ["postgres.error": "\(error)"]
+                    )
                 }
             }
         }

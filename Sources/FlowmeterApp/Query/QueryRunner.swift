@@ -165,8 +165,8 @@ public enum QueryRunner {
 
     static let lagSQL = """
         select distinct on (group_id, topic, partition)
-            group_id, topic, partition, committed_offset, end_offset, lag_messages, lag_seconds, status,
-            (extract(epoch from sampled_at) * 1000000)::int8 as sampled_at_us
+            group_id, topic, partition, committed_offset, log_start_offset, end_offset, lag_messages, lag_seconds,
+            status, (extract(epoch from sampled_at) * 1000000)::int8 as sampled_at_us
         from flowmeter.consumer_lag
         where sampled_at >= $1 and sampled_at < $2
             and ($3::text is null or group_id = $3::text) and ($4::text is null or topic = $4::text)
@@ -180,14 +180,15 @@ public enum QueryRunner {
             result.append([
                 .text(try row.string("group_id") ?? ""), .text(try row.string("topic") ?? ""),
                 integer(try row.int64("partition")), integer(try row.int64("committed_offset")),
-                integer(try row.int64("end_offset")), integer(try row.int64("lag_messages")),
+                integer(try row.int64("log_start_offset")), integer(try row.int64("end_offset")),
+                integer(try row.int64("lag_messages")),
                 (try row.double("lag_seconds")).map { .decimal($0, places: 1) } ?? .null,
                 .text(try row.string("status") ?? ""), sampledAt,
             ])
         }
         return QueryResult(
             columns: [QueryColumn("group_id", numeric: false), QueryColumn("topic", numeric: false)]
-                + ["partition", "committed_offset", "end_offset", "lag_messages", "lag_seconds"]
+                + ["partition", "committed_offset", "log_start_offset", "end_offset", "lag_messages", "lag_seconds"]
                 .map { QueryColumn($0, numeric: true) }
                 + [QueryColumn("status", numeric: false), QueryColumn("sampled_at", numeric: false)],
             rows: result
