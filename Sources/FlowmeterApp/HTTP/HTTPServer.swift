@@ -1,3 +1,4 @@
+import Foundation
 public import Hummingbird
 public import Logging
 import NIOCore
@@ -29,6 +30,7 @@ public func makeHTTPServer(
     onListening: @escaping @Sendable (String) -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router()
+    router.add(middleware: RequestLimits())
     router.get("/metrics") { _, _ -> Response in
         let text = endpoints.metrics()
         return Response(
@@ -55,6 +57,18 @@ public func makeHTTPServer(
     }
     return Application(
         router: router,
+        server: .http1(
+            configuration: .init(
+                // Connections idle (nothing read or written) this long are closed: a client cannot hold one open
+                // by sending nothing. Prometheus keeps its connection busy every scrape interval.
+                idleTimeout: httpIdleTimeout,
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: 8 * 1024,
+                    maxHeaderListSize: 16 * 1024,
+                    maxHeaderFieldCount: 64
+                )
+            )
+        ),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
         onServerRunning: { channel in
             let bound = channel.localAddress.map { "\(host):\($0.port ?? port)" } ?? "\(host):\(port)"
@@ -63,4 +77,33 @@ public func makeHTTPServer(
         },
         logger: logger
     )
+}
+
+/// How long an HTTP connection may stay idle: `FLOWMETER_HTTP_IDLE_TIMEOUT` (a duration), else 60 s.
+private var httpIdleTimeout: TimeAmount {
+    let configured = ProcessInfo.processInfo.environment["FLOWMETER_HTTP_IDLE_TIMEOUT"].flatMap(DurationSyntax.parse)
+    let duration = configured ?? .seconds(60)
+    let (seconds, attoseconds) = duration.components
+    return .milliseconds(max(100, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+}
+
+/// The endpoints only answer GET without a body: anything else is refused before routing, and a
+/// request announcing a body is refused without reading it.
+struct RequestLimits<Context: RequestContext>: RouterMiddleware {
+    @concurrent func handle(
+        _ request: Request,
+        context: Context,
+        next: @concurrent (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard request.method == .get else {
+            throw HTTPError(.methodNotAllowed, headers: [.allow: "GET"])
+        }
+        if let length = request.headers[.contentLength], length != "0" {
+            throw HTTPError(.contentTooLarge)
+        }
+        if request.headers[.transferEncoding] != nil {
+            throw HTTPError(.contentTooLarge)
+        }
+        return try await next(request, context)
+    }
 }

@@ -316,12 +316,38 @@ public final class RollupWriter: Sendable {
 
     /// The tables retention applies to and their time column. `consumer_offsets` is not among them: an idle
     /// partition's offset stays valid however old it is.
-    static let retainedTables: [(table: String, column: String)] = [
-        ("flowmeter.rollup_events", "window_start"),
-        ("flowmeter.rollup_flows", "window_start"),
-        ("flowmeter.rollup_deadletters", "window_start"),
-        ("flowmeter.rollup_invalid", "window_start"),
-        ("flowmeter.consumer_lag", "sampled_at"),
+    /// One batched delete per retained table: whole statements, so no SQL is ever assembled from strings.
+    static let retentionDeletes: [(table: String, sql: String)] = [
+        (
+            "flowmeter.rollup_events",
+            """
+            DELETE FROM flowmeter.rollup_events WHERE ctid IN (SELECT ctid FROM flowmeter.rollup_events WHERE window_start < $1 LIMIT $2)
+            """
+        ),
+        (
+            "flowmeter.rollup_flows",
+            """
+            DELETE FROM flowmeter.rollup_flows WHERE ctid IN (SELECT ctid FROM flowmeter.rollup_flows WHERE window_start < $1 LIMIT $2)
+            """
+        ),
+        (
+            "flowmeter.rollup_deadletters",
+            """
+            DELETE FROM flowmeter.rollup_deadletters WHERE ctid IN (SELECT ctid FROM flowmeter.rollup_deadletters WHERE window_start < $1 LIMIT $2)
+            """
+        ),
+        (
+            "flowmeter.rollup_invalid",
+            """
+            DELETE FROM flowmeter.rollup_invalid WHERE ctid IN (SELECT ctid FROM flowmeter.rollup_invalid WHERE window_start < $1 LIMIT $2)
+            """
+        ),
+        (
+            "flowmeter.consumer_lag",
+            """
+            DELETE FROM flowmeter.consumer_lag WHERE ctid IN (SELECT ctid FROM flowmeter.consumer_lag WHERE sampled_at < $1 LIMIT $2)
+            """
+        ),
     ]
 
     /// Deletes rollup rows whose window starts before `cutoff`, and lag samples taken before it, in small batches.
@@ -339,15 +365,11 @@ public final class RollupWriter: Sendable {
         precondition(batchSize > 0, "batchSize must be positive")
         let microseconds = Int64((cutoff.timeIntervalSince1970 * 1_000_000).rounded(.down))
         var total = 0
-        for (table, column) in Self.retainedTables {
+        for (table, sql) in Self.retentionDeletes {
             var deleted = 0
             while true {
                 let count = try connection.execute(
-                    """
-                    DELETE FROM \(table) WHERE ctid IN (
-                        SELECT ctid FROM \(table) WHERE \(column) < $1 LIMIT $2
-                    )
-                    """,
+                    sql,
                     [.timestamp(microsecondsSinceEpoch: microseconds), .int(batchSize)]
                 )
                 deleted += count
@@ -392,37 +414,36 @@ struct RollupStatements {
         deadLetters = Self.deadLetters(delta.deadLetters)
         invalid = Self.invalid(delta.invalid)
         offsets = Self.offsets(nextOffsets, group: group)
-        pendingRemoved = Self.removeKeys(pending.removed, from: "pending_flows", columns: "request", group: group)
+        pendingRemoved = Self.removeKeys(pending.removed, sql: Self.deletePendingSQL, group: group)
         pendingAdded = Self.pendingAdded(pending.added, group: group)
-        earlyRemoved = Self.removeKeys(
-            pending.earlyRemoved,
-            from: "early_responses",
-            columns: "response",
-            group: group
-        )
+        earlyRemoved = Self.removeKeys(pending.earlyRemoved, sql: Self.deleteEarlySQL, group: group)
         earlyAdded = Self.earlyAdded(pending.earlyAdded, group: group)
         flowClock = Self.flowClock(pending.flowClockMs, group: group)
     }
 
+    static let deletePendingSQL = """
+        DELETE FROM flowmeter.pending_flows AS r
+        USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
+        WHERE r.group_id = $1::text AND r.request_topic = u.topic AND r.request_partition = u.partition
+            AND r.request_offset = u."offset" AND r.flow = u.flow
+        """
+
+    static let deleteEarlySQL = """
+        DELETE FROM flowmeter.early_responses AS r
+        USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
+        WHERE r.group_id = $1::text AND r.response_topic = u.topic AND r.response_partition = u.partition
+            AND r.response_offset = u."offset" AND r.flow = u.flow
+        """
+
     /// Deletes rows of pending requests or early responses by their record identity (topic, partition, offset,
-    /// flow). `table` and `columns` are fixed names from this file, never input; the values are parameters.
-    private static func removeKeys(
-        _ removed: [PendingFlowKey],
-        from table: String,
-        columns prefix: String,
-        group: String
-    ) -> SQLCommand? {
+    /// flow); `sql` is one of the two statements above, the values are parameters.
+    private static func removeKeys(_ removed: [PendingFlowKey], sql: String, group: String) -> SQLCommand? {
         guard !removed.isEmpty else { return nil }
         let rows = removed.sorted {
             ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
         }
         return SQLCommand(
-            sql: """
-                DELETE FROM flowmeter.\(table) AS r
-                USING unnest($2::text[], $3::int4[], $4::int8[], $5::text[]) AS u (topic, partition, "offset", flow)
-                WHERE r.group_id = $1::text AND r.\(prefix)_topic = u.topic AND r.\(prefix)_partition = u.partition
-                    AND r.\(prefix)_offset = u."offset" AND r.flow = u.flow
-                """,
+            sql: sql,
             params: [
                 .string(group),
                 .string(SQLArray.text(rows.map(\.topic))),
