@@ -308,8 +308,11 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
      "exceeds the partitions"),
     # -- Helm values
     ("helm-missing-dashboard", "helm-values",
-     lambda t: edit(t, "deploy/monitoring/grafana-values.yaml", "LearnFlow/learnflow-overview.json", "LearnFlow/missing.json"),
+     lambda t: edit(t, "deploy/monitoring/grafana-values.yaml", "Flowmeter/learnflow-overview.json", "Flowmeter/missing.json"),
      "no dashboard missing.json"),
+    ("helm-folder-differs-from-compose", "helm-values",
+     lambda t: edit(t, "deploy/grafana/provisioning/dashboards/flowmeter.yaml", "folder: Flowmeter", "folder: Other"),
+     "differs from the compose provisioning's ['Other']"),
     ("helm-sidecar-label", "helm-values",
      lambda t: edit(t, "deploy/monitoring/grafana-values.yaml", "    label: grafana_dashboard\n", "    label: grafana-dashboard\n"),
      "the sidecar loads label grafana-dashboard"),

@@ -90,8 +90,10 @@ SUBCOMMAND_FLAGS = {
     "backfill": COMMON_FLAGS | {"--until-end"},
     "check": COMMON_FLAGS | {"--format"},
     "query": COMMON_FLAGS | {"--since", "--until", "--topic", "--flow", "--group", "--format"},
-    "simulate": {"--brokers", "--learners", "--rate", "--failure-rate", "--seed", "--duration"},
-    "demo": COMMON_FLAGS,
+    "simulate": {"--brokers", "--kafka-property", "--learners", "--rate", "--failure-rate", "--seed", "--duration",
+                 "--slow-group", "--stall-group", "--report-interval"},
+    "demo": COMMON_FLAGS | {"--learners", "--rate", "--failure-rate", "--seed", "--duration", "--slow-group",
+                            "--stall-group", "--report-interval"},
     "dev-kafka": {"--broker-count", "--topic", "--exit-on-stdin-close"},
 }
 
@@ -1472,6 +1474,14 @@ def check_helm_values(ctx: Context) -> None:
         if folder_ann and folder_ann not in ann:
             ctx.fail(f"{mon}/grafana-values.yaml: folderAnnotation {folder_ann} is not on {obj_id(m)}")
         cm_files.setdefault(os.path.join(folder, sub) if sub else folder, set()).update((m.get("data") or {}).keys())
+    # The same folder as the compose stack's provisioning.
+    compose_folders = {str(p.get("folder")) for f in sorted(ctx.path("deploy/grafana/provisioning/dashboards").glob("*.y*ml"))
+                       for p in (load_yaml(f) or {}).get("providers") or [] if p.get("folder")}
+    for m in dash_cms:
+        sub = (m["metadata"].get("annotations") or {}).get(folder_ann or "", "")
+        if compose_folders and sub not in compose_folders:
+            ctx.fail(f"{obj_id(m)}: Grafana folder {sub!r} ({folder_ann}) differs from the compose provisioning's "
+                     f"{sorted(compose_folders)} (deploy/grafana/provisioning/dashboards)")
     home = ((graf.get("grafana.ini") or {}).get("dashboards") or {}).get("default_home_dashboard_path")
     if home:
         d, f = os.path.dirname(home), os.path.basename(home)
