@@ -86,13 +86,16 @@ stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "installing deploy/tests/requirements.txt into $venv" >&2
-    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian's python3 needs python3-venv for `python3 -m venv`.
+        rm -rf "$venv"
         as_root python3-venv "apt-get install python3-venv"
         apt_update
         apt-get install -y -qq --no-install-recommends python3-venv >/dev/null || die "apt-get install python3-venv failed"
+        python3 -m venv "$venv" || die "python3 -m venv $venv failed"
     fi
-    rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" || die "pip install -r $req failed"
     echo "$want" >"$stamp"
 fi
