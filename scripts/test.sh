@@ -18,6 +18,9 @@ FLOWMETER_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir" | tail -n 1)
 export FLOWMETER_TEST_POSTGRES_URL
 echo "PostgreSQL for tests: $(sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$FLOWMETER_TEST_POSTGRES_URL")"
 
+echo "== deployment: compose, kustomize overlays, schemas, Helm values cross-checks (and the validators' self-test)"
+scripts/validate-deploy.sh --self-test
+
 echo "== monitoring: promtool check/test rules, check config, dashboards"
 scripts/check-monitoring.sh
 

@@ -76,6 +76,8 @@ VALID_ENV = {
     # Documented in the README's prose rather than the options table.
     "FLOWMETER_LOG_LEVEL",
     "FLOWMETER_MAX_UNFLUSHED_RECORDS",
+    "FLOWMETER_LAG_SAMPLE_INTERVAL",
+    "FLOWMETER_HTTP_IDLE_TIMEOUT",
 }
 # Names in the README that belong to the test harness, not to the daemon.
 TEST_ONLY_ENV = {"FLOWMETER_TEST_POSTGRES_URL", "FLOWMETER_BIN", "FLOWMETER_PROMTOOL"}
