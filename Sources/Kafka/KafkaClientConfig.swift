@@ -136,6 +136,8 @@ final class EventPump: @unchecked Sendable {
     private let onEvent: (@Sendable (OpaquePointer) -> Void)?
     private let state = Mutex(false)
     private let done = DispatchSemaphore(value: 0)
+    /// Error events seen (transport failures, broker errors, ...).
+    let errorCount = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - client: the client whose log queue (and, if `serveMain`, main queue) to drain.
@@ -191,6 +193,7 @@ final class EventPump: @unchecked Sendable {
                 metadata: ["rdkafka.facility": "\(fac)", "rdkafka.message": "\(text)"]
             )
         case RD_KAFKA_EVENT_ERROR:
+            errorCount.add(1, ordering: .relaxed)
             let err = rd_kafka_event_error(event)
             let text = String(cString: rd_kafka_event_error_string(event))
             let fatal = rd_kafka_event_error_is_fatal(event) != 0

@@ -134,6 +134,7 @@ public final class KafkaConsumer: Sendable {
     private let logger: Logger
     private let closed = Mutex(false)
     private let topicNames = Mutex<[UInt: String]>([:])
+    private let transientErrors = Atomic<Int>(0)
     private let recentErrors = Mutex<[String: (lastLogged: ContinuousClock.Instant, suppressed: Int)]>([:])
 
     /// The consumer group id.
@@ -198,6 +199,12 @@ public final class KafkaConsumer: Sendable {
         return try record(from: message)
     }
 
+    /// How many errors this client has reported so far (consume errors and client error events such as
+    /// transport failures): a change means librdkafka's cached state, watermarks included, may be stale.
+    public var errorsSeen: Int {
+        transientErrors.load(ordering: .relaxed) + pump.errorCount.load(ordering: .relaxed)
+    }
+
     /// Waits up to `timeout` for a first record, then takes what is already fetched, up to `maxRecords`.
     public func pollBatch(maxRecords: Int, timeout: Duration) throws(KafkaError) -> [ConsumerRecord] {
         var records: [ConsumerRecord] = []
@@ -239,6 +246,7 @@ public final class KafkaConsumer: Sendable {
     /// Logs a transient consumer error once a minute per distinct error, with the number of repeats suppressed
     /// (an unknown topic is reported on every fetch otherwise).
     private func reportTransient(_ error: KafkaError) {
+        transientErrors.add(1, ordering: .relaxed)
         let key = error.description
         let now = ContinuousClock.now
         let suppressed: Int? = recentErrors.withLock { recent in

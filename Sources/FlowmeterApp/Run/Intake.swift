@@ -166,6 +166,10 @@ final class Intake: Service {
         var nextWatermarkAtMs: Int64 = 0
         /// The latest record timestamp read from each partition.
         var latestTimestamp: [TopicPartition: Int64] = [:]
+        /// Since when each partition has been read to its (cached) end.
+        var atEndSinceMs: [TopicPartition: Int64] = [:]
+        var lastErrorCount = 0
+        var lastErrorAtMs: Int64 = .min / 2
 
         init(intake: Intake) throws {
             self.intake = intake
@@ -283,12 +287,20 @@ final class Intake: Service {
         func watermark(now: Int64) -> Int64? {
             let assignment = intake.status.state.withLock { $0.assignment }
             guard !assignment.isEmpty else { return nil }
+            // librdkafka's cached end offsets go stale while fetches fail: after any Kafka error, no partition
+            // counts as read to its end (now) until a quiet period has passed.
+            let errors = consumer.errorsSeen
+            if errors != lastErrorCount {
+                lastErrorCount = errors
+                lastErrorAtMs = now
+            }
+            let quiet = now - lastErrorAtMs >= Self.idleGraceMs
             var unknownPosition: [TopicPartition] = []
             var result = Int64.max
             for partition in assignment {
                 let high = consumer.cachedWatermarks(partition)?.high
                 if let high, let next = reached[partition] {
-                    result = min(result, next >= high ? now : latestTimestamp[partition] ?? .min)
+                    result = min(result, atEnd(partition, next >= high, quiet: quiet, now: now))
                 } else if high != nil {
                     unknownPosition.append(partition)
                 } else if let latest = latestTimestamp[partition] {
@@ -303,10 +315,28 @@ final class Intake: Service {
                     guard let position = positions[partition] ?? nil,
                         let high = consumer.cachedWatermarks(partition)?.high, position >= high
                     else { return nil }
-                    result = min(result, now)
+                    result = min(result, atEnd(partition, true, quiet: quiet, now: now))
                 }
             }
             return result == .min || result == .max ? nil : result
+        }
+
+        /// How long a partition must have been read to its end, with no Kafka error meanwhile, before it counts
+        /// as `now` in the watermark (an idle partition must not hold flow expiry back forever, and a partition
+        /// that only looks finished because its fetches fail must not push it forward).
+        static let idleGraceMs: Int64 = 5_000
+
+        /// A partition's contribution to the watermark: its latest timestamp, or `now` once it has been read to
+        /// its end for the grace period in quiet conditions.
+        func atEnd(_ partition: TopicPartition, _ isAtEnd: Bool, quiet: Bool, now: Int64) -> Int64 {
+            guard isAtEnd else {
+                atEndSinceMs.removeValue(forKey: partition)
+                return latestTimestamp[partition] ?? .min
+            }
+            let since = atEndSinceMs[partition] ?? now
+            atEndSinceMs[partition] = since
+            if quiet && now - since >= Self.idleGraceMs { return now }
+            return latestTimestamp[partition] ?? .min
         }
 
         // MARK: Flushing

@@ -10,6 +10,15 @@ import Synchronization
 ///
 /// - Important: Blocking, and used only from the intake thread (the rebalance handler runs there too).
 final class RollupSink {
+    /// The statement timeout of the flush connection: `FLOWMETER_PG_STATEMENT_TIMEOUT` (a duration), else 30 s.
+    static let statementTimeoutMs: Int64 = {
+        guard let text = ProcessInfo.processInfo.environment["FLOWMETER_PG_STATEMENT_TIMEOUT"],
+            let duration = DurationSyntax.parse(text)
+        else { return 30_000 }
+        let (seconds, attoseconds) = duration.components
+        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }()
+
     private let url: String
     private let group: String
     private let logger: Logger
@@ -29,7 +38,10 @@ final class RollupSink {
         let connection = try PQConnection.connect(url: url, logger: logger)
         do {
             // A hung statement must not stall intake for long; the flush is retried.
-            try connection.execute("SET statement_timeout = 30000")
+            try connection.execute(
+                "SELECT set_config('statement_timeout', $1, false)",
+                [.string("\(Self.statementTimeoutMs)")]
+            )
             let result = try SchemaMigrator.migrate(connection, logger: logger)
             logger.info("PostgreSQL connected", metadata: ["postgres.schema": "\(result)"])
         } catch {
