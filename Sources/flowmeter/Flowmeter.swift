@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowmeterApp
 import FlowmeterCore
 
 @main
@@ -12,4 +13,13 @@ struct Flowmeter: AsyncParsableCommand {
             DevKafkaCommand.self,
         ]
     )
+
+    /// `run` catches SIGTERM and SIGINT from its first instant (before arguments are parsed), so that a
+    /// signal sent while the daemon starts drains it instead of killing it.
+    static func main() async {
+        if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "run" {
+            RunCommand.earlyTermination = TerminationSignals(exitOnStdinClose: false)
+        }
+        await main(nil)
+    }
 }

@@ -12,9 +12,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
+    /// Installed by `Flowmeter.main()` before parsing; set once, before any task starts.
+    nonisolated(unsafe) static var earlyTermination: TerminationSignals?
+
     func run() async throws {
         // First of all: a SIGTERM while the daemon starts (Kubernetes may send one at any time) drains it.
-        let termination = TerminationSignals(exitOnStdinClose: false)
+        let termination = Self.earlyTermination ?? TerminationSignals(exitOnStdinClose: false)
         let logger = makeLogger(label: "flowmeter")
         let loaded = try resolveAndLoad(options, for: .run)
         try await Runner.run(
