@@ -12,7 +12,9 @@ let package = Package(
     name: "flowmeter",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "flowmeter", targets: ["flowmeter"])
+        .executable(name: "flowmeter", targets: ["flowmeter"]),
+        // For the benchmark package (Benchmarks/), which can only depend on products.
+        .library(name: "FlowmeterCore", targets: ["FlowmeterCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -217,15 +217,50 @@ public final class KafkaConsumer: Sendable {
         return records
     }
 
+    /// Like ``pollBatch(maxRecords:timeout:)``, but hands the records to `body` as librdkafka holds them, without
+    /// copying keys, values or headers.
+    ///
+    /// - Important: The records, and the buffers they point to, are valid only during `body`; librdkafka's messages
+    ///   are destroyed when it returns.
+    /// - Returns: What `body` returns.
+    /// - Throws: A ``KafkaError`` if the client hit a fatal error or was closed.
+    public func pollBatch<Result>(
+        maxRecords: Int,
+        timeout: Duration,
+        _ body: (borrowing BorrowedRecordBatch) -> Result
+    ) throws(KafkaError) -> Result {
+        try checkOpen()
+        var messages: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+        defer { for message in messages { rd_kafka_message_destroy(message) } }
+        var wait = timeout.milliseconds
+        while messages.count < maxRecords, let message = rd_kafka_consumer_poll(handle.pointer, wait) {
+            wait = 0
+            if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                // As in `pollBatch(maxRecords:timeout:)`: an error (or a partition end) ends the batch.
+                defer { rd_kafka_message_destroy(message) }
+                try checkError(message.pointee.err)
+                break
+            }
+            if messages.isEmpty { messages.reserveCapacity(min(maxRecords, 1024)) }
+            messages.append(message)
+        }
+        return body(BorrowedRecordBatch(messages: messages, consumer: self))
+    }
+
+    /// Throws a fatal consume error; logs a transient one (a partition end is neither).
+    private func checkError(_ err: rd_kafka_resp_err_t) throws(KafkaError) {
+        if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        let error = KafkaError.rdKafka(err, context: "consume")
+        if error.isFatal || rd_kafka_fatal_error(handle.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw error
+        }
+        reportTransient(error)
+    }
+
     private func record(from message: UnsafeMutablePointer<rd_kafka_message_t>) throws(KafkaError) -> ConsumerRecord? {
         let msg = message.pointee
         if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
-            let error = KafkaError.rdKafka(msg.err, context: "consume")
-            if error.isFatal || rd_kafka_fatal_error(handle.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
-                throw error
-            }
-            reportTransient(error)
+            try checkError(msg.err)
             return nil
         }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
@@ -267,7 +302,7 @@ public final class KafkaConsumer: Sendable {
         )
     }
 
-    private func topicName(_ rkt: OpaquePointer?) -> String {
+    fileprivate func topicName(_ rkt: OpaquePointer?) -> String {
         guard let rkt else { return "" }
         let key = UInt(bitPattern: UnsafeMutableRawPointer(rkt))
         if let name = topicNames.withLock({ $0[key] }) { return name }
@@ -487,5 +522,111 @@ extension Duration {
         let (seconds, attoseconds) = components
         let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return Int32(clamping: ms)
+    }
+}
+
+/// Records as librdkafka holds them, handed out by ``KafkaConsumer/pollBatch(maxRecords:timeout:_:)`` and valid only
+/// during that call.
+public struct BorrowedRecordBatch: ~Copyable {
+    fileprivate let messages: [UnsafeMutablePointer<rd_kafka_message_t>]
+    fileprivate let consumer: KafkaConsumer
+
+    /// The number of records.
+    public var count: Int { messages.count }
+
+    /// Whether there are none.
+    public var isEmpty: Bool { messages.isEmpty }
+
+    /// Calls `body` with each record in order.
+    public func forEachRecord(_ body: (BorrowedRecord) -> Void) {
+        var lastTopic: (rkt: OpaquePointer?, name: String)?
+        for message in messages {
+            let msg = message.pointee
+            let topic: String
+            if let last = lastTopic, last.rkt == msg.rkt {
+                topic = last.name
+            } else {
+                topic = consumer.topicName(msg.rkt)
+                lastTopic = (msg.rkt, topic)
+            }
+            var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(message, &type)
+            body(
+                BorrowedRecord(
+                    message: UnsafeMutableRawPointer(message),
+                    topic: topic,
+                    partition: msg.partition,
+                    offset: msg.offset,
+                    timestampMs: timestamp,
+                    timestampType: type == RD_KAFKA_TIMESTAMP_CREATE_TIME
+                        ? .createTime : (type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .notAvailable),
+                    key: msg.key.map { UnsafeRawBufferPointer(start: $0, count: msg.key_len) },
+                    value: msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) }
+                )
+            )
+        }
+    }
+}
+
+/// A record as librdkafka holds it (see ``BorrowedRecordBatch``): `key`, `value` and header values point into
+/// librdkafka's buffers.
+public struct BorrowedRecord {
+    fileprivate let message: UnsafeMutableRawPointer
+    /// The topic it was read from.
+    public let topic: String
+    /// The partition it was read from.
+    public let partition: Int32
+    /// Its offset in the partition.
+    public let offset: Int64
+    /// Milliseconds since the epoch, or -1 when ``timestampType`` is ``KafkaTimestampType/notAvailable``.
+    public let timestampMs: Int64
+    /// How ``timestampMs`` was assigned.
+    public let timestampType: KafkaTimestampType
+    /// The key, or `nil` for a null key.
+    public let key: UnsafeRawBufferPointer?
+    /// The value, or `nil` for a tombstone.
+    public let value: UnsafeRawBufferPointer?
+
+    /// The topic and partition of this record.
+    public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+
+    /// The headers in wire order, each made by `transform` from its name and value (`nil` for a null value; the
+    /// buffer is valid only during the call). No array is allocated for a record without headers.
+    public func headers<Header>(_ transform: (String, UnsafeRawBufferPointer?) -> Header) -> [Header] {
+        var headers: OpaquePointer?
+        let message = message.assumingMemoryBound(to: rd_kafka_message_t.self)
+        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
+            return []
+        }
+        var result: [Header] = []
+        result.reserveCapacity(rd_kafka_header_cnt(headers))
+        var index = 0
+        while true {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                let name
+            else { break }
+            result.append(
+                transform(String(cString: name), value.map { UnsafeRawBufferPointer(start: $0, count: size) })
+            )
+            index += 1
+        }
+        return result
+    }
+
+    /// A copy that outlives the batch.
+    public func copy() -> ConsumerRecord {
+        ConsumerRecord(
+            topic: topic,
+            partition: partition,
+            offset: offset,
+            key: key.map { Array($0) },
+            value: value.map { Array($0) },
+            headers: headers { KafkaHeader(name: $0, value: $1.map { Array($0) }) },
+            timestampMs: timestampMs,
+            timestampType: timestampType
+        )
     }
 }

@@ -218,12 +218,15 @@ final class Intake: Service {
             )
             nextFlushAtMs = Intake.nowMs() + flushIntervalMs
             while !stop() {
-                let batch = try consumer.pollBatch(maxRecords: 2000, timeout: .milliseconds(100))
-                let now = Intake.nowMs()
-                if needsResync {
-                    resync(now: now)
-                } else {
-                    analyze(batch, now: now)
+                // Records are analyzed where librdkafka holds them (no copies); they are released after the batch.
+                let (batchCount, now) = try consumer.pollBatch(maxRecords: 2000, timeout: .milliseconds(100)) { batch in
+                    let now = Intake.nowMs()
+                    if needsResync {
+                        resync(now: now)
+                    } else {
+                        analyze(batch, now: now)
+                    }
+                    return (batch.count, now)
                 }
                 if sink != nil {
                     if now >= nextFlushAtMs { _ = flush(now: now) }
@@ -233,7 +236,7 @@ final class Intake: Service {
                     nextFlushAtMs = now + flushIntervalMs
                 }
                 publishBacklog()
-                if case .untilEnd(let targets) = intake.mode, batch.isEmpty, !needsResync {
+                if case .untilEnd(let targets) = intake.mode, batchCount == 0, !needsResync {
                     if try backfillComplete(targets) { break }
                 }
             }
@@ -252,7 +255,7 @@ final class Intake: Service {
 
         // MARK: Analysis
 
-        func analyze(_ batch: [ConsumerRecord], now: Int64) {
+        func analyze(_ batch: borrowing BorrowedRecordBatch, now: Int64) {
             if now >= nextWatermarkAtMs {
                 nextWatermarkAtMs = now + 200
                 if let watermark = watermark(now: now) {
@@ -260,17 +263,36 @@ final class Intake: Service {
                 }
             }
             guard !batch.isEmpty else { return }
+            // A batch holds runs of one partition (a fetch is per partition): the per-partition maps (hashing a topic
+            // name each time) are updated once per run, with the run's last offset and latest timestamp.
+            var runs: [(partition: TopicPartition, next: Int64, latest: Int64)] = []
             intake.shared.engine.withLock { engine in
-                for record in batch {
+                var run: (topic: String, partition: Int32, next: Int64, latest: Int64)?
+                batch.forEachRecord { record in
                     Intake.feed(record, to: &engine, receivedAtMs: now)
+                    let stamp = record.timestampMs > 0 ? record.timestampMs : now
+                    if var current = run, current.partition == record.partition, current.topic == record.topic {
+                        current.next = record.offset + 1
+                        current.latest = max(current.latest, stamp)
+                        run = current
+                    } else {
+                        if let current = run {
+                            runs.append(
+                                (TopicPartition(current.topic, current.partition), current.next, current.latest)
+                            )
+                        }
+                        run = (record.topic, record.partition, record.offset + 1, stamp)
+                    }
+                }
+                if let current = run {
+                    runs.append((TopicPartition(current.topic, current.partition), current.next, current.latest))
                 }
             }
-            for record in batch {
-                pendingNext[record.topicPartition] = record.offset + 1
-                reached[record.topicPartition] = record.offset + 1
-                let stamp = record.timestampMs > 0 ? record.timestampMs : now
-                if stamp > latestTimestamp[record.topicPartition] ?? .min {
-                    latestTimestamp[record.topicPartition] = stamp
+            for (partition, next, latest) in runs {
+                pendingNext[partition] = next
+                reached[partition] = next
+                if latest > latestTimestamp[partition] ?? .min {
+                    latestTimestamp[partition] = latest
                 }
             }
             unflushedRecords += batch.count
@@ -600,41 +622,26 @@ final class Intake: Service {
         }
     }
 
-    static func feed(_ record: ConsumerRecord, to engine: inout AnalysisEngine, receivedAtMs: Int64) {
-        let headers = record.headers.map { RecordHeader(name: $0.name, value: $0.value) }
+    /// Analyzes one record where librdkafka holds it: only its headers are copied (the engine's type for them).
+    static func feed(_ record: BorrowedRecord, to engine: inout AnalysisEngine, receivedAtMs: Int64) {
+        let headers = record.headers { RecordHeader(name: $0, value: $1.map { Array($0) }) }
         let type: TimestampType =
             switch record.timestampType {
             case .createTime: .createTime
             case .logAppendTime: .logAppendTime
             case .notAvailable: .unknown
             }
-        if let value = record.value {
-            value.withUnsafeBytes { buffer in
-                engine.process(
-                    topic: record.topic,
-                    partition: record.partition,
-                    offset: record.offset,
-                    timestampMs: record.timestampMs,
-                    timestampType: type,
-                    headers: headers,
-                    key: record.key,
-                    value: buffer,
-                    receivedAtMs: receivedAtMs
-                )
-            }
-        } else {
-            engine.process(
-                topic: record.topic,
-                partition: record.partition,
-                offset: record.offset,
-                timestampMs: record.timestampMs,
-                timestampType: type,
-                headers: headers,
-                key: record.key,
-                value: nil,
-                receivedAtMs: receivedAtMs
-            )
-        }
+        engine.process(
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestampMs: record.timestampMs,
+            timestampType: type,
+            headers: headers,
+            keyBytes: record.key?.count,
+            value: record.value,
+            receivedAtMs: receivedAtMs
+        )
     }
 
     /// Partitions without a group commit start at the first record at or after `date`.

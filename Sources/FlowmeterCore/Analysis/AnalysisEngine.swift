@@ -80,6 +80,7 @@ public struct AnalysisEngine: Sendable {
     // MARK: State
 
     private var topicIDs: [String: Int] = [:]
+    private var lastTopic: (name: String, id: Int)?
     private var topics: [TopicState] = []
     private var correlator: FlowCorrelator
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
@@ -179,18 +180,45 @@ public struct AnalysisEngine: Sendable {
         value: UnsafeRawBufferPointer?,
         receivedAtMs: Int64
     ) {
-        let event = decoder.decode(
+        process(
             topic: topic,
             partition: partition,
             offset: offset,
             timestampMs: timestampMs,
             timestampType: timestampType,
             headers: headers,
-            key: key,
+            keyBytes: key?.count,
+            value: value,
+            receivedAtMs: receivedAtMs
+        )
+    }
+
+    /// Analyzes one record whose key is known only by its size (the engine reads nothing else of it); see
+    /// ``process(topic:partition:offset:timestampMs:timestampType:headers:key:value:receivedAtMs:)``.
+    public mutating func process(
+        topic: String,
+        partition: Int32,
+        offset: Int64,
+        timestampMs: Int64,
+        timestampType: TimestampType,
+        headers: [RecordHeader],
+        keyBytes: Int?,
+        value: UnsafeRawBufferPointer?,
+        receivedAtMs: Int64
+    ) {
+        let topicID = recordTopicID(topic)
+        let event = decoder.decode(
+            topic: topic,
+            topicClass: topics[topicID].topicClass,
+            partition: partition,
+            offset: offset,
+            timestampMs: timestampMs,
+            timestampType: timestampType,
+            headers: headers,
+            keyBytes: keyBytes,
             value: value
         )
         recordsProcessed += 1
-        let topicID = intern(topic)
         let timestampValid = (timestampType == .createTime || timestampType == .logAppendTime) && timestampMs > 0
         let eventTimeMs = timestampValid ? timestampMs : (event.ceTime?.epochMilliseconds ?? receivedAtMs)
         let window = windowStart(ofEventTimeMs: eventTimeMs)
@@ -590,11 +618,25 @@ public struct AnalysisEngine: Sendable {
 
     // MARK: Interning and labels
 
+    /// The id of a record's topic. Records come in runs of one topic (a fetch is per partition) and the intake hands
+    /// the same string for every record of a topic, so the last one is compared first (equal strings sharing storage
+    /// compare without reading their bytes).
+    private mutating func recordTopicID(_ name: String) -> Int {
+        if let last = lastTopic, last.name == name { return last.id }
+        let id = intern(name)
+        lastTopic = (name, id)
+        return id
+    }
+
     private mutating func intern(_ name: String) -> Int {
         if let id = topicIDs[name] { return id }
         let id = topics.count
         topicIDs[name] = id
-        var state = TopicState(name: name, duplicateWindow: limits.duplicateWindow)
+        var state = TopicState(
+            name: name,
+            duplicateWindow: limits.duplicateWindow,
+            topicClass: decoder.classify(topic: name)
+        )
         state.listedSource = analyzers.deadLetterTopic(named: name)?.sourceTopic
         for (index, flow) in flows.enumerated() {
             if flow.from == name { state.requestFlows.append(index) }
@@ -614,7 +656,12 @@ public struct AnalysisEngine: Sendable {
         case .raw: return topics[topic].reservedType("raw")
         case .cloudEvent, .binaryCloudEvent:
             guard let type = event.type, !type.isEmpty else { return topics[topic].reservedType("unknown") }
-            if let id = topics[topic].typeIDs[type] { return id }
+            // Most records of a topic share one type, often the very string (the decoder reuses Dapr's common ones).
+            if let last = topics[topic].lastType, last.name == type { return last.id }
+            if let id = topics[topic].typeIDs[type] {
+                topics[topic].lastType = (type, id)
+                return id
+            }
             guard topics[topic].distinctTypes < limits.maxTypesPerTopic, Self.isAcceptableType(type) else {
                 return topics[topic].reservedType("other")
             }
@@ -873,6 +920,10 @@ private struct TopicState: Sendable {
 
     var consumed: Int64 = 0
     var typeIDs: [String: Int] = [:]
+    /// The type label looked up last (see ``AnalysisEngine/typeLabel(of:topic:)``).
+    var lastType: (name: String, id: Int)?
+    /// The decoder's classification of the topic name.
+    let topicClass: TopicClass
     var typeNames: [String] = []
     var typeEscaped: [String] = []
     var typeCounts: [Int64] = []
@@ -892,10 +943,11 @@ private struct TopicState: Sendable {
     /// As a dead-letter topic: the original topics its records named.
     var originTopics: Set<Int> = []
 
-    init(name: String, duplicateWindow: Int) {
+    init(name: String, duplicateWindow: Int, topicClass: TopicClass) {
         self.name = name
         self.escaped = escapeLabelValue(name)
         self.seenIDs = BoundedSet(capacity: duplicateWindow)
+        self.topicClass = topicClass
     }
 
     /// Registers a type label; returns its id.

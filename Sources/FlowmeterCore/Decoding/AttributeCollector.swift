@@ -73,7 +73,30 @@ enum Attribute: Int, CaseIterable {
     }
 }
 
+/// Whether `count` bytes at `a` and `b` are equal; word-at-a-time, never reading outside either range.
 @inline(__always) func memoryEquals(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    let ra = UnsafeRawPointer(a)
+    let rb = UnsafeRawPointer(b)
+    if count >= 8 {
+        var i = 0
+        while i + 8 <= count {
+            if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            {
+                return false
+            }
+            i += 8
+        }
+        // The last 8 bytes (overlapping what was compared).
+        return i == count
+            || ra.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+                == rb.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+    }
+    if count >= 4 {
+        return ra.loadUnaligned(as: UInt32.self) == rb.loadUnaligned(as: UInt32.self)
+            && ra.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+                == rb.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+    }
     for k in 0..<count where a[k] != b[k] { return false }
     return true
 }

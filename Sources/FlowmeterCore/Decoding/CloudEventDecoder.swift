@@ -74,6 +74,46 @@ public struct CloudEventDecoder: Sendable {
         key: [UInt8]?,
         value: UnsafeRawBufferPointer?
     ) -> DecodedEvent {
+        decode(
+            topic: topic,
+            topicClass: classify(topic: topic),
+            partition: partition,
+            offset: offset,
+            timestampMs: timestampMs,
+            timestampType: timestampType,
+            headers: headers,
+            keyBytes: key?.count,
+            value: value
+        )
+    }
+
+    /// What the topic name alone says about its records; callers that decode many records of one topic (the
+    /// engine) classify it once.
+    func classify(topic: String) -> TopicClass {
+        let plainTopic = stripNamespace(topic)
+        let namespaced = plainTopic != topic
+        let dlqTopics = options.dlqTopics
+        let listedDLQ =
+            !dlqTopics.isEmpty && (dlqTopics.contains(topic) || (namespaced && dlqTopics.contains(plainTopic)))
+        let dlq = listedDLQ || matchesDLQPattern(topic) || (namespaced && matchesDLQPattern(plainTopic))
+        let outboxTopics = options.outboxInternalTopics
+        let outbox =
+            !outboxTopics.isEmpty && (outboxTopics.contains(topic) || (namespaced && outboxTopics.contains(plainTopic)))
+        return TopicClass(plainTopic: plainTopic, deadLetterTopic: dlq, outboxInternal: outbox)
+    }
+
+    /// Decodes one record of a classified topic (see ``decode(topic:partition:offset:timestampMs:timestampType:headers:key:value:)``).
+    func decode(
+        topic: String,
+        topicClass: TopicClass,
+        partition: Int32,
+        offset: Int64,
+        timestampMs: Int64,
+        timestampType: TimestampType,
+        headers: [RecordHeader],
+        keyBytes: Int?,
+        value: UnsafeRawBufferPointer?
+    ) -> DecodedEvent {
         var event = DecodedEvent(
             recordTopic: topic,
             partition: partition,
@@ -83,11 +123,11 @@ public struct CloudEventDecoder: Sendable {
             parserClass: .raw,
             role: .normal
         )
-        event.keyBytes = key?.count
+        event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
         if view.hasDuplicates() { event.flags.insert(.duplicateHeader) }
-        let plainTopic = stripNamespace(topic)
-        event.role = topicRole(topic: topic, plainTopic: plainTopic, headers: view)
+        let plainTopic = topicClass.plainTopic
+        event.role = topicRole(topicClass, headers: view)
 
         // Step 2: tombstone.
         guard let value else {
@@ -174,7 +214,7 @@ public struct CloudEventDecoder: Sendable {
 
         let pubsubPresent = members[.pubsubname] != nil
         let topicPresent = members[.topic] != nil
-        let isOutbox = event.id?.hasPrefix("outbox-") ?? false
+        let isOutbox = hasOutboxPrefix(members[.id], base) && (event.id?.hasPrefix("outbox-") ?? false)
         let bothData = members[.data] != nil && members[.dataBase64] != nil
         if !pubsubPresent && !topicPresent {
             event.producerKind = .nonDapr
@@ -460,20 +500,14 @@ public struct CloudEventDecoder: Sendable {
         return String(topic.dropFirst(prefix.count))
     }
 
-    private func topicRole(topic: String, plainTopic: String, headers: HeaderView) -> TopicRole {
-        let dlqTopics = options.dlqTopics
-        if !dlqTopics.isEmpty && (dlqTopics.contains(topic) || dlqTopics.contains(plainTopic)) { return .dlq }
-        if matchesDLQPattern(topic) || (plainTopic != topic && matchesDLQPattern(plainTopic)) { return .dlq }
+    private func topicRole(_ topicClass: TopicClass, headers: HeaderView) -> TopicRole {
+        if topicClass.deadLetterTopic { return .dlq }
         if headers.last("__topic", caseInsensitive: false) != nil
             && headers.last("__offset", caseInsensitive: false) != nil
         {
             return .dlq
         }
-        let outboxTopics = options.outboxInternalTopics
-        if !outboxTopics.isEmpty && (outboxTopics.contains(topic) || outboxTopics.contains(plainTopic)) {
-            return .outboxInternal
-        }
-        return .normal
+        return topicClass.outboxInternal ? .outboxInternal : .normal
     }
 
     private func matchesDLQPattern(_ topic: String) -> Bool {
@@ -543,6 +577,16 @@ public struct CloudEventDecoder: Sendable {
 }
 
 // MARK: - Attribute values
+
+/// What the topic name alone says about its records' role (WIRE-FORMAT.md §10 step 0).
+struct TopicClass: Sendable, Hashable {
+    /// The topic without the namespace prefix.
+    var plainTopic: String
+    /// A listed dead-letter topic, or one matching a dead-letter pattern.
+    var deadLetterTopic: Bool
+    /// A listed outbox internal topic.
+    var outboxInternal: Bool
+}
 
 /// A string attribute as found in the record.
 enum AttributeValue {
@@ -655,7 +699,7 @@ private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ sta
     guard candidate.utf8.count == count else { return false }
     return candidate.utf8.withContiguousStorageIfAvailable { c in
         memoryEquals(c.baseAddress!, base + start, count)
-    } ?? false
+    } ?? candidate.utf8.elementsEqual(UnsafeBufferPointer(start: base + start, count: count))
 }
 
 /// Materializes a string attribute. Strings longer than the 15 bytes Swift stores inline are taken from
@@ -682,6 +726,17 @@ private func attributeValue(
     case .null: return .null
     default: return .other
     }
+}
+
+/// Whether the `id` member's raw text could start with `outbox-` (a cheap test before the exact one on the string:
+/// an escaped id is left to that one).
+private func hasOutboxPrefix(_ span: MemberSpan?, _ base: UnsafePointer<UInt8>) -> Bool {
+    guard let span, span.kind == .string else { return false }
+    if span.escaped { return true }
+    let prefix: StaticString = "outbox-"
+    let count = prefix.utf8CodeUnitCount
+    return span.contentEnd - span.contentStart >= count
+        && memoryEquals(prefix.utf8Start, base + span.contentStart, count)
 }
 
 private func timeValue(_ span: MemberSpan?, _ base: UnsafePointer<UInt8>) -> TimeValue {

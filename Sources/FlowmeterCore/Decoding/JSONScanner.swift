@@ -165,7 +165,32 @@ struct JSONCursor {
     // MARK: - Strings
 
     /// Scans a string starting at the opening quote at `pos`; leaves `pos` after the closing quote.
-    mutating func scanString() throws(JSONFailure) {
+    ///
+    /// Inlined fast path for the common case (a short run of plain ASCII closed within the buffer's last 8 bytes);
+    /// everything else goes to ``scanStringSlowly()``.
+    @inline(__always) mutating func scanString() throws(JSONFailure) {
+        if validate {
+            var p = pos + 1
+            while p + 8 <= end {
+                let special = Self.specialBytes(UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self))
+                if special == 0 {
+                    p += 8
+                    continue
+                }
+                p += special.trailingZeroBitCount &>> 3
+                if base[p] == ASCII.quote {
+                    pos = p + 1
+                    lastStringEscaped = false
+                    return
+                }
+                break
+            }
+        }
+        try scanStringSlowly()
+    }
+
+    /// ``scanString()`` in full: escapes, UTF-8 validation, the end of the buffer, skimming mode.
+    @inline(never) mutating func scanStringSlowly() throws(JSONFailure) {
         pos += 1
         var escaped = false
         if !validate {
@@ -186,11 +211,18 @@ struct JSONCursor {
             }
         }
         while true {
-            // Fast path, 8 bytes at a time: printable ASCII without quote or backslash.
-            while pos + 8 <= end && Self.isPlainASCII8(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)) {
-                pos += 8
+            // Fast path, 8 bytes at a time: skip printable ASCII without quote or backslash, and land exactly on the
+            // first byte that is not (the lowest flagged byte of a word is exact, see `specialBytes`).
+            while pos + 8 <= end {
+                let special = Self.specialBytes(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self))
+                if special == 0 {
+                    pos += 8
+                } else {
+                    pos += special.trailingZeroBitCount &>> 3
+                    break
+                }
             }
-            // Then byte by byte.
+            // Near the end of the buffer, byte by byte.
             while pos < end {
                 let c = base[pos]
                 if c >= 0x20 && c < 0x80 && c != ASCII.quote && c != ASCII.backslash {
@@ -228,18 +260,21 @@ struct JSONCursor {
         }
     }
 
-    /// Whether all 8 bytes of `word` are in 0x20...0x7F and none is `"` or `\\` (SWAR).
-    @inline(__always) static func isPlainASCII8(_ word: UInt64) -> Bool {
+    /// The high bit of each byte of `word` (in memory order, read little-endian) that is a quote, a backslash, below
+    /// 0x20 or above 0x7F (SWAR). Bytes above the first flagged one may be flagged wrongly (a borrow carries into
+    /// them); the lowest flagged byte is always exact, and none is flagged if there is none. On little-endian
+    /// platforms (all that Swift on Linux and macOS runs on) the lowest byte is the first in memory.
+    @inline(__always) static func specialBytes(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let quotes = word ^ (ones &* 0x22)
         let backslashes = word ^ (ones &* 0x5C)
         // A byte is zero in `x` iff the high bit of that byte is set in (x - ones) & ~x & highs.
-        let hasQuote = (quotes &- ones) & ~quotes & highs
-        let hasBackslash = (backslashes &- ones) & ~backslashes & highs
+        let hasQuote = (quotes &- ones) & ~quotes
+        let hasBackslash = (backslashes &- ones) & ~backslashes
         // A byte below 0x20 (with the high bit clear) sets the high bit of (word - 0x20...) & ~word.
-        let hasControl = (word &- (ones &* 0x20)) & ~word & highs
-        return (hasQuote | hasBackslash | hasControl | (word & highs)) == 0
+        let hasControl = (word &- (ones &* 0x20)) & ~word
+        return (hasQuote | hasBackslash | hasControl | word) & highs
     }
 
     /// Validates one multi-byte UTF-8 sequence at `pos` (Unicode Table 3-7).

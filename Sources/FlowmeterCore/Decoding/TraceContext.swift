@@ -13,11 +13,15 @@ public enum TraceSource: String, Sendable, Hashable, CaseIterable {
 }
 
 /// A W3C trace context taken from a `traceparent` string.
+///
+/// The ids are kept as the integers their hex spells (no string is allocated per record); ``traceID`` and
+/// ``parentID`` spell them again when asked.
 public struct TraceContext: Sendable, Hashable {
-    /// 32 lowercase hex characters, not all zero.
-    public var traceID: String
-    /// 16 lowercase hex characters, not all zero.
-    public var parentID: String
+    /// The trace id: the high and low 64 bits of the 128-bit id.
+    var traceHigh: UInt64
+    var traceLow: UInt64
+    /// The parent (span) id.
+    var parent: UInt64
     /// The trace flags byte.
     public var flags: UInt8
     /// Bit 0 of the flags.
@@ -25,12 +29,45 @@ public struct TraceContext: Sendable, Hashable {
     /// Where the value came from.
     public var source: TraceSource
 
-    /// Creates a trace context.
+    /// 32 lowercase hex characters, not all zero.
+    public var traceID: String {
+        get { lowerHex(traceHigh, traceLow) }
+        set { (traceHigh, traceLow) = Self.packed128(newValue) }
+    }
+
+    /// 16 lowercase hex characters, not all zero.
+    public var parentID: String {
+        get { lowerHex(parent) }
+        set { parent = Self.packed64(newValue) }
+    }
+
+    /// Creates a trace context from the hex ids (32 and 16 lowercase hex characters; other text is read as hex
+    /// as far as it goes, so pass only valid ids).
     public init(traceID: String, parentID: String, flags: UInt8, source: TraceSource) {
-        self.traceID = traceID
-        self.parentID = parentID
+        (traceHigh, traceLow) = Self.packed128(traceID)
+        parent = Self.packed64(parentID)
         self.flags = flags
         self.source = source
+    }
+
+    init(traceHigh: UInt64, traceLow: UInt64, parent: UInt64, flags: UInt8, source: TraceSource) {
+        self.traceHigh = traceHigh
+        self.traceLow = traceLow
+        self.parent = parent
+        self.flags = flags
+        self.source = source
+    }
+
+    private static func packed64(_ hex: some Sequence<UInt8>) -> UInt64 {
+        var value: UInt64 = 0
+        for c in hex.prefix(16) { value = value << 4 | UInt64(ASCII.hexValue(c) ?? 0) }
+        return value
+    }
+
+    private static func packed64(_ hex: String) -> UInt64 { packed64(hex.utf8) }
+
+    private static func packed128(_ hex: String) -> (UInt64, UInt64) {
+        (packed64(hex.utf8.prefix(16)), packed64(hex.utf8.dropFirst(16)))
     }
 
     /// Parses a W3C `traceparent` (WIRE-FORMAT.md §8.2).
@@ -46,32 +83,71 @@ public struct TraceContext: Sendable, Hashable {
     /// Parses UTF-8 bytes; see ``parse(_:source:)``.
     public static func parse(bytes: UnsafeBufferPointer<UInt8>, source: TraceSource) -> TraceContext? {
         guard let p = bytes.baseAddress, bytes.count >= 55 else { return nil }
-        func lowerHex(_ from: Int, _ count: Int) -> Bool {
-            for k in from..<(from + count) {
-                let c = p[k]
-                guard ASCII.isDigit(c) || (c >= 0x61 && c <= 0x66) else { return false }
-            }
-            return true
-        }
-        func allZero(_ from: Int, _ count: Int) -> Bool {
-            for k in from..<(from + count) where p[k] != ASCII.zero { return false }
-            return true
-        }
-        guard lowerHex(0, 2), p[2] == ASCII.minus, p[35] == ASCII.minus, p[52] == ASCII.minus else { return nil }
-        let version = (ASCII.hexValue(p[0])! << 4) | ASCII.hexValue(p[1])!
-        guard version != 0xFF else { return nil }
+        guard p[2] == ASCII.minus, p[35] == ASCII.minus, p[52] == ASCII.minus,
+            let version = lowerHexValue(p, 2), version != 0xFF
+        else { return nil }
         if version == 0 {
             guard bytes.count == 55 else { return nil }
         } else if bytes.count > 55 {
             guard p[55] == ASCII.minus else { return nil }
         }
-        guard lowerHex(3, 32), lowerHex(36, 16), lowerHex(53, 2), !allZero(3, 32), !allZero(36, 16) else { return nil }
-        let flags = (ASCII.hexValue(p[53])! << 4) | ASCII.hexValue(p[54])!
+        guard let high = lowerHexValue(p + 3, 16), let low = lowerHexValue(p + 19, 16),
+            let parent = lowerHexValue(p + 36, 16), let flags = lowerHexValue(p + 53, 2),
+            high | low != 0, parent != 0
+        else { return nil }
         return TraceContext(
-            traceID: String(decoding: UnsafeBufferPointer(start: p + 3, count: 32), as: UTF8.self),
-            parentID: String(decoding: UnsafeBufferPointer(start: p + 36, count: 16), as: UTF8.self),
-            flags: flags,
+            traceHigh: high,
+            traceLow: low,
+            parent: parent,
+            flags: UInt8(flags),
             source: source
         )
+    }
+}
+
+/// Nibble values of lowercase hex digits; 0xFF for every other byte.
+private let lowerHexNibbles: [UInt8] = (0...255).map { c in
+    switch c {
+    case 0x30...0x39: UInt8(c - 0x30)
+    case 0x61...0x66: UInt8(c - 0x61 + 10)
+    default: 0xFF
+    }
+}
+
+/// The value of `count` (at most 16) lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
+@inline(__always) private func lowerHexValue(_ p: UnsafePointer<UInt8>, _ count: Int) -> UInt64? {
+    lowerHexNibbles.withUnsafeBufferPointer { table in
+        var value: UInt64 = 0
+        var invalid: UInt8 = 0
+        for k in 0..<count {
+            let nibble = table[Int(p[k])]
+            invalid |= nibble
+            value = value << 4 | UInt64(nibble & 0xF)
+        }
+        return invalid & 0xF0 == 0 ? value : nil
+    }
+}
+
+/// The 16 lowercase hex digits of `value`.
+private func lowerHex(_ value: UInt64) -> String {
+    String(unsafeUninitializedCapacity: 16) { buffer in
+        writeHex(value, into: buffer, at: 0)
+        return 16
+    }
+}
+
+/// The 32 lowercase hex digits of `high` then `low`.
+private func lowerHex(_ high: UInt64, _ low: UInt64) -> String {
+    String(unsafeUninitializedCapacity: 32) { buffer in
+        writeHex(high, into: buffer, at: 0)
+        writeHex(low, into: buffer, at: 16)
+        return 32
+    }
+}
+
+private func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+    for k in 0..<16 {
+        let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * k)) & 0xF
+        buffer[start + k] = nibble < 10 ? ASCII.zero + nibble : 0x61 + nibble - 10
     }
 }
