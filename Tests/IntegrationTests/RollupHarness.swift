@@ -14,10 +14,12 @@ struct LearnFlowStream {
     let requests: Int
     let base: Int64
 
-    init(requests: Int) {
+    /// - Parameter minutesAgo: where the stream starts, in whole minutes before now (0: the current minute, so
+    ///   most of it lies ahead of the wall clock, like live traffic does not lag behind it).
+    init(requests: Int, minutesAgo: Int64 = 20) {
         self.requests = requests
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        base = (now / 60_000 - 20) * 60_000
+        base = (now / 60_000 - minutesAgo) * 60_000
     }
 
     var step: Int64 { max(1, 180_000 / Int64(requests)) }
