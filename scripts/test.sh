@@ -34,3 +34,6 @@ export FLOWMETER_BIN
 
 echo "== swift test"
 swift test -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error "$@"
+
+echo "== fuzz: the CloudEvent decoder and the analysis engine under libFuzzer (60 s)"
+scripts/fuzz.sh 60
