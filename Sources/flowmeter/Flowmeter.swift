@@ -9,7 +9,7 @@ struct Flowmeter: AsyncParsableCommand {
         version: flowmeterVersion,
         subcommands: [
             RunCommand.self, BackfillCommand.self, QueryCommand.self, MigrateCommand.self, CheckCommand.self,
-            DevKafkaCommand.self, SimulateCommand.self,
+            DevKafkaCommand.self, SimulateCommand.self, DemoCommand.self,
         ]
     )
 }
