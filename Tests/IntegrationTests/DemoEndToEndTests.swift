@@ -107,7 +107,7 @@ struct DemoEndToEndTests {
         #expect(await demo.waitForExit(timeout: .seconds(90)) == 0, "stdout: \(demo.output)\nstderr: \(demo.log)")
         #expect(demo.output.contains("postgres   postgresql://flowmeter:***@"), "\(demo.output)")
         #expect(!demo.output.contains(":flowmeter@"), "the password is never shown")
-        #expect(demo.output.contains("rollups flushed to PostgreSQL"))
+        #expect(demo.output.contains("all rollups flushed to PostgreSQL ("))
         #expect(demo.output.contains("postgres: last flush"))
 
         let connection = try PQConnection.connect(url: url, logger: quietLogger)

@@ -132,6 +132,7 @@ public enum Demo {
                 if case .name(let name) = group.group { return name }
                 return nil
             } + ["flowmeter"]
+        let context = Mutex<RunContext?>(nil)
         do {
             try await runAnalyzer(
                 configuration: configuration,
@@ -141,6 +142,7 @@ public enum Demo {
                 settings: settings,
                 logger: logger,
                 interactive: interactive,
+                context: context,
                 write: write
             )
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
@@ -149,10 +151,21 @@ public enum Demo {
             )
         }
         let snapshot = simulator.snapshot
-        write(
+        var line =
             "demo stopped: produced \(snapshot.producedTotal) records (\(snapshot.deadLetters) dead-letter copies); "
-                + (settings.postgresURL != nil ? "rollups flushed to PostgreSQL\n" : "no rollups (no PostgreSQL)\n")
-        )
+        if settings.postgresURL == nil {
+            line += "no rollups (no PostgreSQL)"
+        } else if let metrics = context.withLock({ $0 })?.metricsText() {
+            // The intake has drained: what its last flush left behind.
+            let samples = MetricSamples(parsing: metrics)
+            let unflushed = Int(samples.sum("flowmeter_rollup_unflushed_records"))
+            let rows = Int(samples.sum("flowmeter_rollup_rows_written_total"))
+            line +=
+                unflushed == 0
+                ? "all rollups flushed to PostgreSQL (\(rows) rows written)"
+                : "\(unflushed) analyzed records NOT flushed to PostgreSQL (FLOWMETER_LOG_LEVEL=warning shows why)"
+        }
+        write(line + "\n")
     }
 
     /// The analyzer (`flowmeter run`'s service group) with the simulator and the console as companions.
@@ -164,6 +177,7 @@ public enum Demo {
         settings: DemoSettings,
         logger: Logger,
         interactive: Bool,
+        context box: borrowing Mutex<RunContext?>,
         write: @escaping @Sendable (String) -> Void
     ) async throws {
         try await Runner.run(
@@ -171,6 +185,7 @@ public enum Demo {
             analyzers: analyzers,
             logger: logger,
             companions: { context in
+                box.withLock { $0 = context }
                 var services = try simulator.services().map {
                     ServiceGroupConfiguration.ServiceConfiguration(service: $0)
                 }
