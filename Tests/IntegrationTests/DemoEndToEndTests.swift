@@ -39,6 +39,9 @@ struct DemoEndToEndTests {
             #expect(listing.stdout.contains("topic \"\(topic)\""), "\(topic) not listed")
         }
 
+        let ownGroup = try #require(
+            demo.output.firstMatch(of: /analyzer +group (flowmeter-demo-\d+),/).map { String($0.1) }
+        )
         let http = HTTPProbe(port: port)
         try await http.waitUntilReady(timeout: .seconds(60), daemon: demo)
         var metrics = Metrics(text: "")
@@ -57,7 +60,7 @@ struct DemoEndToEndTests {
             where (metrics.value("flowmeter_flow_latency_seconds_count", ["flow": flow]) ?? 0) == 0 {
                 missing.append("latency of \(flow)")
             }
-            for group in LearnFlowCatalog.groupNames + ["flowmeter"]
+            for group in LearnFlowCatalog.groupNames + [ownGroup]
             where !metrics.samples.contains(where: {
                 $0.name == "flowmeter_consumergroup_lag_messages" && $0.labels["group"] == group
             }) {

@@ -100,6 +100,9 @@ public enum Demo {
             }
         }
         let simulator = Simulator(settings: settings.simulation, bootstrapServers: bootstrap, logger: logger)
+        // A group of its own per run: offsets and waiting flow requests that an earlier demo stored in PostgreSQL
+        // belong to a broker that is gone and must not be applied to this one.
+        let group = "flowmeter-demo-\(Int64(Date().timeIntervalSince1970))"
         let base = "http://\(settings.httpAddress)"
         write(
             """
@@ -108,6 +111,7 @@ public enum Demo {
             metrics    \(base)/metrics
             health     \(base)/healthz   \(base)/readyz
             postgres   \(postgresLine)
+            analyzer   group \(group), from the earliest offsets, lag every \(DurationSyntax.format(settings.lagInterval))
             simulator  \(simulator.summary)
             stop       Ctrl-C (SIGINT) or SIGTERM\(settings.duration.map { "; stops by itself after \(DurationSyntax.format($0))" } ?? "")
 
@@ -119,7 +123,7 @@ public enum Demo {
             postgresURL: settings.postgresURL,
             analyzers: .builtIn,
             httpAddress: settings.httpAddress,
-            group: "flowmeter",
+            group: group,
             from: .earliest,
             flushInterval: settings.flushInterval,
             lagInterval: settings.lagInterval,
@@ -131,7 +135,7 @@ public enum Demo {
             analyzers.groups.compactMap { group -> String? in
                 if case .name(let name) = group.group { return name }
                 return nil
-            } + ["flowmeter"]
+            } + [group]
         let context = Mutex<RunContext?>(nil)
         do {
             try await runAnalyzer(
