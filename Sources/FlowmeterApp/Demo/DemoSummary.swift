@@ -113,7 +113,8 @@ struct DemoSummary: Sendable {
     }
 
     var elapsed: Duration
-    var eventsPerSecond: Double
+    /// `nil` until there is an earlier exposition to compare with.
+    var eventsPerSecond: Double?
     var eventsTotal: Double
     var flows: [Flow]
     var deadLetters: [DeadLetters]
@@ -140,7 +141,7 @@ struct DemoSummary: Sendable {
         now: Date
     ) -> DemoSummary {
         let total = current.sum("flowmeter_events_total")
-        var rate = 0.0
+        var rate: Double?
         if let rateBase, rateBase.seconds > 0 {
             rate = max(0, total - rateBase.samples.sum("flowmeter_events_total")) / rateBase.seconds
         }
@@ -217,7 +218,7 @@ struct DemoSummary: Sendable {
     func render(simulator: SimulationSnapshot, latencyWindow: String) -> [String] {
         var lines: [String] = []
         lines.append(
-            "flowmeter demo  \(formatClock(elapsed))  events \(formatNumber(eventsPerSecond))/s  "
+            "flowmeter demo  \(formatClock(elapsed))  events \(eventsPerSecond.map(formatNumber) ?? "-")/s  "
                 + "analyzed \(Int(eventsTotal))  produced \(simulator.producedTotal)"
         )
         lines.append(row(["flow", "p50", "p95 (\(latencyWindow))", "completed", "incomplete"], widths: flowWidths))
