@@ -210,4 +210,30 @@ struct SimulateEndToEndTests {
         #expect(Array(planned.prefix(common)) == Array(a.prefix(common)))
         try second.broker.stdin.fileHandleForWriting.close()
     }
+
+    @Test func simulateStopsOnSIGTERMAfterFlushingAndRejectsBadOptions() async throws {
+        let broker = try DevKafkaProcess(arguments: ["--exit-on-stdin-close"])
+        let simulator = try FlowmeterProcess(arguments: [
+            "simulate", "--brokers", broker.bootstrapServers, "--report-interval", "1s",
+        ])
+        let end = ContinuousClock.now + .seconds(30)
+        while !simulator.output.contains("[00:02] produced"), simulator.process.isRunning, ContinuousClock.now < end {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        kill(simulator.process.processIdentifier, SIGTERM)
+        #expect(await simulator.waitForExit(timeout: .seconds(30)) == 0, "\(simulator.log)")
+        let done = try #require(simulator.output.firstMatch(of: /done: produced (\d+) records .*acknowledged (\d+)/))
+        #expect(Int(done.1) == Int(done.2), "every record produced was acknowledged: \(simulator.output)")
+        #expect(simulator.output.contains(/seed \d+/), "a random seed is printed")
+        try broker.stdin.fileHandleForWriting.close()
+
+        let bad = try Harness.run(
+            try Harness.flowmeterBinary(),
+            ["simulate", "--rate", "0", "--slow-group", "billing", "--stall-group", "frontend:soon"]
+        )
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("error: --rate:"))
+        #expect(bad.stderr.contains("error: --slow-group \"billing\""))
+        #expect(bad.stderr.contains("error: --stall-group \"frontend:soon\""))
+    }
 }
