@@ -156,6 +156,8 @@ cmd_stop() {
     local bindir
     bindir="$(find_bindir)"
     [[ -d "$dir/data" ]] || { echo "postgres.sh: no server in $dir" >&2; return 0; }
+    # pg_ctl runs from / (as_server_user): a relative DIR must be made absolute, as cmd_start does.
+    dir="$(cd "$dir" && pwd)"
     if is_running "$dir" "$bindir"; then
         as_server_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
     fi

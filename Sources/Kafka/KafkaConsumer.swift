@@ -476,12 +476,22 @@ public final class KafkaConsumer: Sendable {
     /// The watermarks librdkafka cached from its last fetch response for a partition this member reads, or
     /// `nil` if it has none yet. The low watermark is refreshed only when `statistics.interval.ms` is set.
     public func cachedWatermarks(_ partition: TopicPartition) -> Watermarks? {
-        guard !closed.withLock({ $0 }) else { return nil }
-        var low: Int64 = -1
-        var high: Int64 = -1
-        let err = rd_kafka_get_watermark_offsets(handle.pointer, partition.topic, partition.partition, &low, &high)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
-        return Watermarks(low: low, high: high)
+        // Called from other threads (the lag monitor): the lock is held across the (non-blocking) C call so
+        // that ``close()``, which takes it first, cannot destroy the handle underneath.
+        closed.withLock { closed in
+            guard !closed else { return nil }
+            var low: Int64 = -1
+            var high: Int64 = -1
+            let err = rd_kafka_get_watermark_offsets(
+                handle.pointer,
+                partition.topic,
+                partition.partition,
+                &low,
+                &high
+            )
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+            return Watermarks(low: low, high: high)
+        }
     }
 
     /// Rebalances seen so far, oldest first; the list is emptied by this call.

@@ -10,7 +10,7 @@ struct Flowmeter: AsyncParsableCommand {
         version: flowmeterVersion,
         subcommands: [
             RunCommand.self, BackfillCommand.self, QueryCommand.self, MigrateCommand.self, CheckCommand.self,
-            DevKafkaCommand.self,
+            DevKafkaCommand.self, SimulateCommand.self, DemoCommand.self,
         ]
     )
 

@@ -109,25 +109,32 @@ enum Dapr {
     }
 }
 
-/// A process of the built `flowmeter` binary; its standard error goes to a file for diagnostics.
+/// A process of the built `flowmeter` binary; its standard output and standard error go to files.
 final class FlowmeterProcess {
     let process = Process()
     let stderrFile: URL
+    let stdoutFile: URL
 
     init(arguments: [String], environment: [String: String] = [:]) throws {
-        stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("flowmeter-\(UUID().uuidString).log")
+        let name = "flowmeter-\(UUID().uuidString)"
+        stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).log")
+        stdoutFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).out")
         _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Harness.flowmeterBinary())
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         try process.run()
     }
 
     var log: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
+
+    /// What it wrote to standard output so far.
+    var output: String { (try? String(contentsOf: stdoutFile, encoding: .utf8)) ?? "" }
 
     func waitForExit(timeout: Duration) async -> Int32? {
         let end = ContinuousClock.now + timeout
@@ -143,6 +150,7 @@ final class FlowmeterProcess {
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: stderrFile)
+        try? FileManager.default.removeItem(at: stdoutFile)
     }
 }
 

@@ -3,8 +3,14 @@ import Foundation
 import Kafka
 public import Logging
 import Postgres
-import ServiceLifecycle
+public import ServiceLifecycle
 import Synchronization
+
+/// What services that run beside the daemon (`flowmeter demo`'s simulator and terminal summary) can see of it.
+public struct RunContext: Sendable {
+    /// Renders the exposition that `GET /metrics` serves, now.
+    public let metricsText: @Sendable () -> String
+}
 
 /// `flowmeter run`: consume, analyze, flush rollups, serve `/metrics`, `/healthz` and `/readyz` until SIGTERM or
 /// SIGINT, then drain (stop intake, flush, commit, leave the group) before the HTTP server goes.
@@ -15,12 +21,15 @@ public enum Runner {
     ///   - termination: the signal handlers; create them as early as the process can, so that a SIGTERM sent
     ///     while the daemon is still starting drains it instead of killing it. Created here when not given.
     ///   - onListening: called with the HTTP server's bound address.
+    ///   - companions: services to run in the same service group, after the daemon's own; they start last and
+    ///     are shut down first (`flowmeter demo` adds its simulator and its terminal summary here).
     public static func run(
         configuration: FlowmeterConfiguration,
         analyzers: AnalyzerSet,
         logger: Logger,
         termination: TerminationSignals? = nil,
-        onListening: @escaping @Sendable (String) -> Void = { _ in }
+        onListening: @escaping @Sendable (String) -> Void = { _ in },
+        companions: (RunContext) throws -> [ServiceGroupConfiguration.ServiceConfiguration] = { _ in [] }
     ) async throws {
         if configuration.postgresURL == nil {
             logger.warning(
@@ -60,16 +69,17 @@ public enum Runner {
             cachedWatermarks: { consumerBox.consumer?.cachedWatermarks($0) }
         )
         let postgres = configuration.postgresURL != nil
+        let metricsText: @Sendable () -> String = {
+            var text = ""
+            text.reserveCapacity(64 * 1024)
+            shared.engine.withLock { $0.writeMetrics(into: &text) }
+            SelfMetrics.write(status: status, into: &text)
+            lag.writeMetrics(into: &text)
+            if postgres { flushMetrics.write(into: &text) }
+            return text
+        }
         let endpoints = HTTPEndpoints(
-            metrics: {
-                var text = ""
-                text.reserveCapacity(64 * 1024)
-                shared.engine.withLock { $0.writeMetrics(into: &text) }
-                SelfMetrics.write(status: status, into: &text)
-                lag.writeMetrics(into: &text)
-                if postgres { flushMetrics.write(into: &text) }
-                return text
-            },
+            metrics: metricsText,
             notReadyReasons: { status.notReadyReasons() + (postgres ? flushMetrics.notReadyReasons() : []) }
         )
         let http = makeHTTPServer(
@@ -93,6 +103,7 @@ public enum Runner {
         }
         // Shutdown runs in reverse order: intake drains first, HTTP goes last so /metrics stays up meanwhile.
         services.append(.init(service: intake))
+        services += try companions(RunContext(metricsText: metricsText))
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(25)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
