@@ -35,5 +35,8 @@ export FLOWMETER_BIN
 echo "== swift test"
 swift test -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error "$@"
 
+echo "== dashboards and rules against a real Prometheus scraping flowmeter demo"
+scripts/demo-prometheus-check.sh "$FLOWMETER_BIN"
+
 echo "== fuzz: the CloudEvent decoder and the analysis engine under libFuzzer (60 s)"
 scripts/fuzz.sh 60
