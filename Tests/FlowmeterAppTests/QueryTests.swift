@@ -318,6 +318,15 @@ struct QueryRunnerTests {
                 ]
             )
             #expect(near(filtered.cell(0, "p95_delay_ms"), 300))
+
+            // A dead-letter topic's own copies are events of that topic: it is not listed as a source of its own.
+            var copies = RollupDelta()
+            copies.events[EventKey(windowStartMs: QueryFixture.window(0), topic: "orders.dlq", type: "created")] =
+                EventCounts(events: 2, bytes: 200)
+            try RollupWriter(connection: connection, group: "flowmeter", logger: RollupsTestDatabase.logger)
+                .write(copies, nextOffsets: [])
+            let again = try QueryRunner.run(QueryFixture.request(.deadletters), connection: connection)
+            #expect(texts(again, "topic") == ["orders", "ghost", "payments"])
         }
     }
 

@@ -142,6 +142,10 @@ public enum QueryRunner {
             where window_start >= $1 and window_start < $2 and ($3::text is null or topic = $3::text)
             group by topic
         ) as topics
+        -- A dead-letter topic's own copies are events of that topic; it is listed only if something of it was
+        -- dead-lettered in turn.
+        where dead_lettered > 0
+            or not exists (select 1 from flowmeter.rollup_deadletters d where d.dead_letter_topic = topics.topic)
         order by dead_lettered desc, topic
         """
 
