@@ -74,8 +74,13 @@ struct ResilienceTests {
             "--topic", "exercise.submitted:12", "--topic", "exercise.graded:12", "--topic", "learning.requested:2",
         ])
         let stream = LearnFlowStream(requests: 90_000)
-        try Harness.produce(stream.messages(0..<stream.requests), bootstrap: broker.bootstrapServers)
         let total = stream.recordCount(0..<stream.requests)
+        // Twelve parts: one before the first run, one in each of the ten mid-stream runs, the last before the
+        // final run, so every kill lands before the end however fast the machine consumes.
+        let parts = (0..<12).map { index in
+            (index * stream.requests / 12)..<((index + 1) * stream.requests / 12)
+        }
+        try Harness.produce(stream.messages(parts[0]), bootstrap: broker.bootstrapServers)
         var generator = SystemRandomNumberGenerator()
         var kills: [String] = []
         var storedAtKills: [Int64] = []
@@ -88,6 +93,7 @@ struct ResilienceTests {
                 try await Task.sleep(for: .milliseconds(delay))
                 kills.append("start+\(delay)ms")
             } else {
+                try Harness.produce(stream.messages(parts[(round + 1) / 2]), bootstrap: broker.bootstrapServers)
                 // Mid-stream: once this process has flushed, then 0-600 ms later (mid-batch or mid-flush).
                 let advanced = await Harness.eventually(timeout: .seconds(60)) {
                     TestPostgres.storedOffsetSum(url) > max(before, 0)
@@ -110,6 +116,7 @@ struct ResilienceTests {
         #expect(storedAtKills.last ?? 0 < total, "the stream was consumed before the last kill")
         let afterFlush = storedAtKills.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
         #expect(afterFlush == afterFlush.sorted() && Set(afterFlush).count == afterFlush.count, "\(storedAtKills)")
+        try Harness.produce(stream.messages(parts[11]), bootstrap: broker.bootstrapServers)
         let daemon = try FlowmeterProcess(arguments: try Self.runArguments(broker.bootstrapServers, url))
         try await Self.finishAndCompare(daemon, url: url, stream: stream, scenario: "crash suite")
     }
