@@ -312,29 +312,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     private func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
-        var headers: OpaquePointer?
-        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
-            return []
-        }
-        var result: [KafkaHeader] = []
-        result.reserveCapacity(rd_kafka_header_cnt(headers))
-        var index = 0
-        while true {
-            var name: UnsafePointer<CChar>?
-            var value: UnsafeRawPointer?
-            var size = 0
-            guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                let name
-            else { break }
-            result.append(
-                KafkaHeader(
-                    name: String(cString: name),
-                    value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
-                )
-            )
-            index += 1
-        }
-        return result
+        readHeaders(of: message) { name, value in KafkaHeader(name: name, value: value.map { Array($0) }) }
     }
 
     /// Stores offsets for the next commit: for each partition, the offset of the last processed record.
@@ -603,27 +581,7 @@ public struct BorrowedRecord {
     /// The headers in wire order, each made by `transform` from its name and value (`nil` for a null value; the
     /// buffer is valid only during the call). No array is allocated for a record without headers.
     public func headers<Header>(_ transform: (String, UnsafeRawBufferPointer?) -> Header) -> [Header] {
-        var headers: OpaquePointer?
-        let message = message.assumingMemoryBound(to: rd_kafka_message_t.self)
-        guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
-            return []
-        }
-        var result: [Header] = []
-        result.reserveCapacity(rd_kafka_header_cnt(headers))
-        var index = 0
-        while true {
-            var name: UnsafePointer<CChar>?
-            var value: UnsafeRawPointer?
-            var size = 0
-            guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                let name
-            else { break }
-            result.append(
-                transform(String(cString: name), value.map { UnsafeRawBufferPointer(start: $0, count: size) })
-            )
-            index += 1
-        }
-        return result
+        readHeaders(of: message.assumingMemoryBound(to: rd_kafka_message_t.self), transform)
     }
 
     /// A copy that outlives the batch.
@@ -639,4 +597,29 @@ public struct BorrowedRecord {
             timestampType: timestampType
         )
     }
+}
+
+/// A message's headers in wire order, each made by `transform` from its name and value (`nil` for a null value;
+/// the buffer is valid only during the call). No array is allocated for a message without headers.
+private func readHeaders<Header>(
+    of message: UnsafeMutablePointer<rd_kafka_message_t>,
+    _ transform: (String, UnsafeRawBufferPointer?) -> Header
+) -> [Header] {
+    var headers: OpaquePointer?
+    guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else {
+        return []
+    }
+    var result: [Header] = []
+    result.reserveCapacity(rd_kafka_header_cnt(headers))
+    var index = 0
+    while true {
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let name
+        else { break }
+        result.append(transform(String(cString: name), value.map { UnsafeRawBufferPointer(start: $0, count: size) }))
+        index += 1
+    }
+    return result
 }

@@ -126,17 +126,10 @@ struct ResilienceTests {
     /// Connections killed mid-run (`pg_terminate_backend`, repeatedly), statement timeouts (a table locked past
     /// the 1 s timeout), the server stopped and restarted: nothing lost or doubled, `/readyz` tells the truth.
     @Test func postgresFaults() async throws {
-        let pgDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "fm-faults-\(UUID().uuidString)"
-        )
-        let script = Harness.repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
-        func postgres(_ action: String) throws -> Int32 {
-            try Harness.spawnAndWait("/bin/bash", [script, action, pgDirectory.path])
-        }
-        #expect(try postgres("start") == 0)
-        defer { _ = try? postgres("stop") }
-        let url = try String(contentsOf: pgDirectory.appendingPathComponent("url"), encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = ThrowawayPostgres()
+        #expect(try server.start() == 0)
+        defer { _ = try? server.stop() }
+        let url = try server.url()
         let broker = try DevKafkaProcess(arguments: Self.topics.flatMap { ["--topic", $0] })
         let stream = LearnFlowStream(requests: 8_000)
         let port = try Harness.freePort()
@@ -181,7 +174,7 @@ struct ResilienceTests {
         let afterLock = await failures()
 
         // c) The server stopped for a while, then started again.
-        #expect(try postgres("stop") == 0)
+        #expect(try server.stop() == 0)
         try Harness.produce(stream.messages(parts[3]), bootstrap: broker.bootstrapServers)
         var readiness = HTTPProbe.Response(status: 0, body: "")
         let notReady = await Harness.eventually(timeout: .seconds(30)) {
@@ -192,7 +185,7 @@ struct ResilienceTests {
         let down = Metrics(text: (try? await http.get("/metrics").body) ?? "")
         #expect(down.value("flowmeter_postgres_up", [:]) == 0)
         try await Task.sleep(for: .seconds(2))
-        #expect(try postgres("start") == 0)
+        #expect(try server.start() == 0)
         print(
             "postgres faults: terminated \(terminated) backends (flush failures then \(afterKills)); locked rollup_events 3 s past a 1 s statement timeout (failures \(afterLock), unflushed during the lock \(duringLock.value("flowmeter_rollup_unflushed_records", [:]) ?? -1)); server stopped 2 s (/readyz 503: \(readiness.body.split(separator: "\n").dropFirst().first ?? ""))"
         )

@@ -92,19 +92,10 @@ struct RollupEndToEndTests {
     /// PostgreSQL stopped during a run: metrics keep being served, intake pauses at the backlog bound, /readyz
     /// says why; once the server is back, the rollups complete and are exact.
     @Test func postgresOutagePausesWithBoundedMemoryAndLosesNothing() async throws {
-        let pgDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "fm-outage-\(UUID().uuidString)"
-        )
-        let script = Harness.repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
-        // posix_spawn and waitpid, not Foundation's Process: its SIGCHLD-driven waitUntilExit was seen to miss the
-        // exit of this script (left a zombie and hung), and with no pipes the server cannot hold any of ours open.
-        func postgres(_ action: String) throws -> Int32 {
-            try Harness.spawnAndWait("/bin/bash", [script, action, pgDirectory.path])
-        }
-        #expect(try postgres("start") == 0)
-        defer { _ = try? postgres("stop") }
-        let url = try String(contentsOf: pgDirectory.appendingPathComponent("url"), encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let server = ThrowawayPostgres()
+        #expect(try server.start() == 0)
+        defer { _ = try? server.stop() }
+        let url = try server.url()
 
         let broker = try DevKafkaProcess(arguments: Self.topics.flatMap { ["--topic", $0] })
         let stream = LearnFlowStream(requests: 6000)
@@ -127,7 +118,7 @@ struct RollupEndToEndTests {
             }
         )
 
-        #expect(try postgres("stop") == 0)
+        #expect(try server.stop() == 0)
         let secondPart = 1000..<stream.requests
         try Harness.produce(stream.messages(secondPart), bootstrap: broker.bootstrapServers)
 
@@ -164,7 +155,7 @@ struct RollupEndToEndTests {
         #expect(try await http.get("/healthz").status == 200)
 
         // Back: everything is flushed, exactly.
-        #expect(try postgres("start") == 0)
+        #expect(try server.start() == 0)
         let all = 0..<stream.requests
         #expect(
             await Harness.eventually(timeout: .seconds(90)) {

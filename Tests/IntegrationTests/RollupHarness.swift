@@ -135,6 +135,28 @@ struct LearnFlowStream {
     }
 }
 
+/// A PostgreSQL server of a test's own (`scripts/postgres.sh`), for tests that stop and start it.
+///
+/// The script runs through posix_spawn and waitpid, not Foundation's Process: its SIGCHLD-driven
+/// waitUntilExit was seen to miss the script's exit (a zombie, and a hung test), and with no pipes the server
+/// cannot hold any of the test's descriptors open.
+struct ThrowawayPostgres {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fm-pg-\(UUID().uuidString)")
+    private let script = Harness.repositoryRoot.appendingPathComponent("scripts/postgres.sh").path
+
+    /// Starts (or restarts) the server; returns the script's exit status.
+    func start() throws -> Int32 { try Harness.spawnAndWait("/bin/bash", [script, "start", directory.path]) }
+
+    /// Stops the server; returns the script's exit status.
+    func stop() throws -> Int32 { try Harness.spawnAndWait("/bin/bash", [script, "stop", directory.path]) }
+
+    /// The libpq URL the script wrote when it started the server.
+    func url() throws -> String {
+        try String(contentsOf: directory.appendingPathComponent("url"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
 /// PostgreSQL for the integration tests: the server `scripts/test.sh` started, a fresh database per test.
 enum TestPostgres {
     static func baseURL() throws -> String {
