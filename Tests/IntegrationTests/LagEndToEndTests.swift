@@ -331,7 +331,11 @@ struct LagEndToEndTests {
         try group.commit(processed: [partition: end - 1])
         try await until("ok", timeout: .seconds(20)) { try await Task.sleep(for: .milliseconds(100)) }
         print("lag status sequence: \(seen)")
-        #expect(seen == ["ok", "warning", "stalled", "stopped", "ok"], "log: \(daemon.log.suffix(2000))")
+        // In this order; on a loaded machine a short "stalled" can also appear while the group falls behind (a
+        // producer flush slower than the status window leaves the commit unchanged for a whole window).
+        var expected = ["ok", "warning", "stalled", "stopped", "ok"][...]
+        for status in seen where status == expected.first { expected.removeFirst() }
+        #expect(expected.isEmpty && seen.first == "ok" && seen.last == "ok", "\(seen); log: \(daemon.log.suffix(2000))")
         daemon.process.terminate()
         #expect(await daemon.waitForExit(timeout: .seconds(30)) == 0)
     }
