@@ -340,6 +340,95 @@ public final class KafkaProducer: Sendable {
         rd_kafka_destroy(handle.pointer)
     }
 
+    // MARK: - Topics
+
+    /// The partition count of one topic, or `nil` if the cluster does not know it. Asking for one topic by name
+    /// lets a broker that allows it create the topic (librdkafka's `allow.auto.create.topics`, on by default for a
+    /// producer; Kafka's `auto.create.topics.enable`; the mock cluster always does).
+    public func partitionCount(of topic: String, timeout: Duration = .seconds(5)) throws(KafkaError) -> Int32? {
+        try checkOpen()
+        guard let rkt = rd_kafka_topic_new(handle.pointer, topic, nil) else {
+            throw KafkaError(code: .invalidArgument, reason: "invalid topic name \(topic)")
+        }
+        defer { rd_kafka_topic_destroy(rkt) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(handle.pointer, 0, rkt, &metadata, timeout.milliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw .rdKafka(err, context: "metadata of \(topic)")
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let entry = metadata.pointee.topics[index]
+            guard String(cString: entry.topic) == topic else { continue }
+            guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0 else { return nil }
+            return entry.partition_cnt
+        }
+        return nil
+    }
+
+    /// The partition counts of every topic the cluster reports (one metadata request; creates nothing).
+    public func partitionCounts(timeout: Duration = .seconds(5)) throws(KafkaError) -> [String: Int32] {
+        try checkOpen()
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(handle.pointer, 1, nil, &metadata, timeout.milliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw .rdKafka(err, context: "metadata") }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        var counts: [String: Int32] = [:]
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let entry = metadata.pointee.topics[index]
+            guard entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+            counts[String(cString: entry.topic)] = entry.partition_cnt
+        }
+        return counts
+    }
+
+    /// Creates a topic with the admin API (CreateTopics), with the broker's default replication factor. A topic
+    /// that already exists is not an error.
+    /// - Throws: A ``KafkaError`` if the broker refuses or does not answer within `timeout` (the 2.0.2 mock
+    ///   cluster never answers CreateTopics).
+    public func createTopic(_ name: String, partitions: Int32, timeout: Duration = .seconds(5)) throws(KafkaError) {
+        try checkOpen()
+        var errstr = [CChar](repeating: 0, count: 512)
+        let newTopic = errstr.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_NewTopic_new(name, partitions, -1, buffer.baseAddress, buffer.count)
+        }
+        guard let newTopic else {
+            let message = String(decoding: errstr.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw KafkaError(code: .invalidArgument, reason: "topic \(name): \(message)")
+        }
+        defer { rd_kafka_NewTopic_destroy(newTopic) }
+        let options = rd_kafka_AdminOptions_new(handle.pointer, RD_KAFKA_ADMIN_OP_CREATETOPICS)!
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        _ = errstr.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_AdminOptions_set_request_timeout(options, timeout.milliseconds, buffer.baseAddress, buffer.count)
+        }
+        _ = errstr.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_AdminOptions_set_operation_timeout(options, timeout.milliseconds, buffer.baseAddress, buffer.count)
+        }
+        let queue = rd_kafka_queue_new(handle.pointer)!
+        defer { rd_kafka_queue_destroy(queue) }
+        var topics: [OpaquePointer?] = [newTopic]
+        topics.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_CreateTopics(handle.pointer, buffer.baseAddress, 1, options, queue)
+        }
+        guard let event = rd_kafka_queue_poll(queue, (timeout + .seconds(1)).milliseconds) else {
+            throw KafkaError(code: .timedOut, reason: "CreateTopics \(name): no answer within \(timeout)")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let err = rd_kafka_event_error(event)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "CreateTopics \(name)") }
+        guard let result = rd_kafka_event_CreateTopics_result(event) else {
+            throw KafkaError(code: .rdKafka, reason: "unexpected admin result")
+        }
+        var count = 0
+        guard let results = rd_kafka_CreateTopics_result_topics(result, &count), count > 0, let first = results[0]
+        else { return }
+        let topicError = rd_kafka_topic_result_error(first)
+        guard topicError == RD_KAFKA_RESP_ERR_NO_ERROR || topicError == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS else {
+            throw .rdKafka(topicError, context: "CreateTopics \(name)")
+        }
+    }
+
     private func checkOpen() throws(KafkaError) {
         if closed.withLock({ $0 }) { throw KafkaError(code: .closed, reason: "the producer is closed") }
     }

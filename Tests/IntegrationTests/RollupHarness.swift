@@ -13,11 +13,16 @@ import Testing
 struct LearnFlowStream {
     let requests: Int
     let base: Int64
+    /// When set, requests go to partition `index % partitions` of their topic and responses to the next partition
+    /// (`(index + 1) % partitions`): every request and its response are on different partitions, so replicas that
+    /// split the partitions read them apart. Otherwise partitions follow the record keys.
+    var partitions: Int32?
 
     /// - Parameter minutesAgo: where the stream starts, in whole minutes before now (0: the current minute, so
     ///   most of it lies ahead of the wall clock, like live traffic does not lag behind it).
-    init(requests: Int, minutesAgo: Int64 = 20) {
+    init(requests: Int, minutesAgo: Int64 = 20, partitions: Int32? = nil) {
         self.requests = requests
+        self.partitions = partitions
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         base = (now / 60_000 - minutesAgo) * 60_000
     }
@@ -37,6 +42,7 @@ struct LearnFlowStream {
             messages.append(
                 ProducerMessage(
                     topic: "exercise.submitted",
+                    partition: partitions.map { Int32(index % Int($0)) },
                     key: Array("learner-\(index % 97)".utf8),
                     value: Array(event(id: "req-\(index)", type: requestType(index), trace: trace).utf8),
                     timestampMs: requestTime(index)
@@ -45,6 +51,7 @@ struct LearnFlowStream {
             messages.append(
                 ProducerMessage(
                     topic: "exercise.graded",
+                    partition: partitions.map { Int32((index + 1) % Int($0)) },
                     key: Array("learner-\(index % 97)".utf8),
                     value: Array(event(id: "resp-\(index)", type: "com.dapr.event.sent", trace: trace).utf8),
                     timestampMs: requestTime(index) + latency(index)

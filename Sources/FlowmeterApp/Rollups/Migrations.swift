@@ -60,6 +60,7 @@ public enum SchemaMigrator {
         SchemaMigration(version: 1, summary: "rollup tables, views, sketch type and functions", statements: version1),
         SchemaMigration(version: 2, summary: "pending flow requests and the flow clock", statements: version2),
         SchemaMigration(version: 3, summary: "early flow responses", statements: version3),
+        SchemaMigration(version: 4, summary: "repartition-topic de-duplication marks", statements: version4),
     ]
 
     /// The newest version.
@@ -654,5 +655,30 @@ private let version3: [String] = [
         'correlation key, still waiting for it at the last write, per consumer group. Written in the same '
         'transaction as the rollups, offsets and pending_flows; read back on start. deadline_ms is the flow-clock '
         'time at which the response is dropped; sequence orders the responses (FIFO per correlation key).'
+    """,
+]
+
+// MARK: - Version 4
+
+/// Version 4: how far each shard of the repartition topic (flows across replicas) has taken each source
+/// partition's hops, so that hops written again by a replica that re-reads a source partition after a crash are
+/// skipped.
+private let version4: [String] = [
+    """
+    create table flowmeter.repartition_marks (
+        group_id text not null,
+        shard integer not null,
+        source_topic text not null,
+        source_partition integer not null,
+        last_offset bigint not null,
+        last_index integer not null,
+        primary key (group_id, shard, source_topic, source_partition)
+    )
+    """,
+    """
+    comment on table flowmeter.repartition_marks is
+        'Per consumer group, repartition-topic partition (shard) and source partition: the position (source '
+        'offset, hop index within the record) of the last flow hop the shard took. Written in the same transaction '
+        'as the rollups, offsets and pending_flows; hops at or below it are replays and are skipped.'
     """,
 ]

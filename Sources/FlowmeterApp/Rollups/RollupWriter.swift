@@ -4,6 +4,30 @@ public import Kafka
 public import Logging
 public import Postgres
 
+/// How far a shard (a partition of the repartition topic) has taken the hops of one source partition: the position
+/// (source offset, hop index) of the last hop taken. Hops at or below it are replays (a source re-read after a
+/// crash) and are skipped.
+public struct RepartitionMark: Sendable, Hashable {
+    public struct Key: Sendable, Hashable {
+        public var shard: Int32
+        public var source: TopicPartition
+    }
+
+    public var shard: Int32
+    public var source: TopicPartition
+    public var offset: Int64
+    public var index: UInt16
+
+    public init(shard: Int32, source: TopicPartition, offset: Int64, index: UInt16) {
+        self.shard = shard
+        self.source = source
+        self.offset = offset
+        self.index = index
+    }
+
+    public var key: Key { Key(shard: shard, source: source) }
+}
+
 /// The offset of the next record to consume in one partition, stored with the rollups it accounts for.
 public struct PartitionOffset: Sendable, Hashable, CustomStringConvertible {
     /// The topic.
@@ -131,9 +155,11 @@ public final class RollupWriter: Sendable {
     public func write(
         _ delta: RollupDelta,
         nextOffsets: [PartitionOffset],
-        pending: PendingFlowChanges = .empty
+        pending: PendingFlowChanges = .empty,
+        marks: [RepartitionMark] = []
     ) throws(PQError) -> RollupWriteCounts {
-        let statements = RollupStatements(delta: delta, nextOffsets: nextOffsets, pending: pending, group: group)
+        var statements = RollupStatements(delta: delta, nextOffsets: nextOffsets, pending: pending, group: group)
+        statements.marks = RollupStatements.marks(marks, group: group)
         let counts = try runTransaction(connection) { transaction throws(PQError) in
             var counts = RollupWriteCounts()
             if let events = statements.events { counts.events = try transaction.execute(events.sql, events.params) }
@@ -160,6 +186,7 @@ public final class RollupWriter: Sendable {
                 counts.earlyAdded = try transaction.execute(added.sql, added.params)
             }
             if let clock = statements.flowClock { try transaction.execute(clock.sql, clock.params) }
+            if let marks = statements.marks { try transaction.execute(marks.sql, marks.params) }
             return counts
         }
         logger.debug("Wrote rollups", metadata: [RollupLogKeys.rows: "\(counts.total)"])
@@ -218,6 +245,36 @@ public final class RollupWriter: Sendable {
             offsets[TopicPartition(topic, Int32(partition))] = offset
         }
         return offsets
+    }
+
+    // MARK: - Repartition marks
+
+    /// The stored de-duplication marks of the given shards (repartition-topic partitions) of this writer's group.
+    public func repartitionMarks(shards: [Int32]) throws(PQError) -> [RepartitionMark] {
+        guard !shards.isEmpty else { return [] }
+        let rows = try connection.query(
+            """
+            SELECT shard, source_topic, source_partition, last_offset, last_index
+            FROM flowmeter.repartition_marks
+            WHERE group_id = $1::text AND shard = ANY ($2::int4[])
+            """,
+            [.string(group), .string(SQLArray.integers(shards.map { Int64($0) }))]
+        )
+        var marks: [RepartitionMark] = []
+        for row in rows {
+            guard let shard = try row.int64(0), let topic = try row.string(1), let partition = try row.int64(2),
+                let offset = try row.int64(3), let index = try row.int64(4)
+            else { continue }
+            marks.append(
+                RepartitionMark(
+                    shard: Int32(truncatingIfNeeded: shard),
+                    source: TopicPartition(topic, Int32(truncatingIfNeeded: partition)),
+                    offset: offset,
+                    index: UInt16(truncatingIfNeeded: index)
+                )
+            )
+        }
+        return marks
     }
 
     // MARK: - Pending flow requests
@@ -407,6 +464,7 @@ struct RollupStatements {
     var earlyRemoved: SQLCommand?
     var earlyAdded: SQLCommand?
     var flowClock: SQLCommand?
+    var marks: SQLCommand?
 
     init(delta: RollupDelta, nextOffsets: [PartitionOffset], pending: PendingFlowChanges = .empty, group: String) {
         events = Self.events(delta.events)
@@ -673,6 +731,39 @@ struct RollupStatements {
                 .string(SQLArray.text(rows.map(\.key.topic))),
                 .string(SQLArray.text(rows.map(\.key.reason.rawValue))),
                 .string(SQLArray.integers(rows.map(\.value))),
+            ]
+        )
+    }
+
+    /// Raises the stored de-duplication marks of the repartition topic (never lowers them).
+    static func marks(_ marks: [RepartitionMark], group: String) -> SQLCommand? {
+        guard !marks.isEmpty else { return nil }
+        var latest: [RepartitionMark.Key: RepartitionMark] = [:]
+        for mark in marks {
+            if let known = latest[mark.key], (known.offset, known.index) >= (mark.offset, mark.index) { continue }
+            latest[mark.key] = mark
+        }
+        let rows = latest.values.sorted { ($0.shard, $0.source) < ($1.shard, $1.source) }
+        return SQLCommand(
+            sql: """
+                INSERT INTO flowmeter.repartition_marks AS t (
+                    group_id, shard, source_topic, source_partition, last_offset, last_index
+                )
+                SELECT $1::text, u.shard, u.topic, u.partition, u.last_offset, u.last_index
+                FROM unnest($2::int4[], $3::text[], $4::int4[], $5::int8[], $6::int4[])
+                    WITH ORDINALITY AS u (shard, topic, partition, last_offset, last_index, ord)
+                ORDER BY u.ord
+                ON CONFLICT (group_id, shard, source_topic, source_partition) DO UPDATE
+                SET last_offset = excluded.last_offset, last_index = excluded.last_index
+                WHERE (excluded.last_offset, excluded.last_index) > (t.last_offset, t.last_index)
+                """,
+            params: [
+                .string(group),
+                .string(SQLArray.integers(rows.map { Int64($0.shard) })),
+                .string(SQLArray.text(rows.map(\.source.topic))),
+                .string(SQLArray.integers(rows.map { Int64($0.source.partition) })),
+                .string(SQLArray.integers(rows.map(\.offset))),
+                .string(SQLArray.integers(rows.map { Int64($0.index) })),
             ]
         )
     }

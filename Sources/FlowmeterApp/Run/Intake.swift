@@ -164,12 +164,15 @@ final class Intake: Service {
         var reached: [TopicPartition: Int64] = [:]
         var records: Int64 = 0
         var nextWatermarkAtMs: Int64 = 0
+        var nextWatermarkReportAtMs: Int64 = 0
         /// The latest record timestamp read from each partition.
         var latestTimestamp: [TopicPartition: Int64] = [:]
         /// Since when each partition has been read to its (cached) end.
         var atEndSinceMs: [TopicPartition: Int64] = [:]
         var lastErrorCount = 0
         var lastErrorAtMs: Int64 = .min / 2
+        /// The repartition topic for flows across replicas (nil without flows, or when it cannot be had).
+        let repartition: FlowRepartition?
 
         init(intake: Intake) throws {
             self.intake = intake
@@ -179,6 +182,11 @@ final class Intake: Service {
             let interval = intake.configuration.flushInterval.components
             flushIntervalMs = interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000
             if sink == nil { intake.flushMetrics.postgres(up: true, problem: nil) }
+            repartition = FlowRepartition.open(
+                configuration: intake.configuration,
+                analyzers: intake.analyzers,
+                logger: intake.logger
+            )
         }
 
         var logger: Logger { intake.logger }
@@ -206,8 +214,9 @@ final class Intake: Service {
             defer {
                 consumerBox.set(nil)
                 consumer.close()
+                repartition?.close()
             }
-            let subscriptions = intake.analyzers.subscriptionTopics()
+            let subscriptions = intake.analyzers.subscriptionTopics() + (repartition.map { [$0.topic] } ?? [])
             try consumer.subscribe(topics: subscriptions)
             logger.info(
                 "Consuming",
@@ -232,6 +241,7 @@ final class Intake: Service {
                     if now >= nextFlushAtMs { _ = flush(now: now) }
                     applyBackPressure()
                 } else if now >= nextFlushAtMs {
+                    sendProgress(now: now)
                     commitProcessedToKafka()
                     nextFlushAtMs = now + flushIntervalMs
                 }
@@ -258,18 +268,24 @@ final class Intake: Service {
         func analyze(_ batch: borrowing BorrowedRecordBatch, now: Int64) {
             if now >= nextWatermarkAtMs {
                 nextWatermarkAtMs = now + 200
-                if let watermark = watermark(now: now) {
-                    intake.shared.engine.withLock { $0.advance(nowMs: watermark) }
+                let clock = repartition?.routing == true ? repartition?.markerClock() : watermark(now: now)
+                if let clock {
+                    intake.shared.engine.withLock { $0.advance(nowMs: clock) }
                 }
             }
             guard !batch.isEmpty else { return }
             // A batch holds runs of one partition (a fetch is per partition): the per-partition maps (hashing a topic
             // name each time) are updated once per run, with the run's last offset and latest timestamp.
             var runs: [(partition: TopicPartition, next: Int64, latest: Int64)] = []
-            intake.shared.engine.withLock { engine in
+            let repartition = self.repartition
+            let hops = intake.shared.engine.withLock { engine in
                 var run: (topic: String, partition: Int32, next: Int64, latest: Int64)?
                 batch.forEachRecord { record in
-                    Intake.feed(record, to: &engine, receivedAtMs: now)
+                    if let repartition, record.topic == repartition.topic {
+                        repartition.receive(record, engine: &engine)
+                    } else {
+                        Intake.feed(record, to: &engine, receivedAtMs: now)
+                    }
                     let stamp = record.timestampMs > 0 ? record.timestampMs : now
                     if var current = run, current.partition == record.partition, current.topic == record.topic {
                         current.next = record.offset + 1
@@ -286,6 +302,19 @@ final class Intake: Service {
                 }
                 if let current = run {
                     runs.append((TopicPartition(current.topic, current.partition), current.next, current.latest))
+                }
+                return engine.flowHopsWaiting > 0 ? engine.takeFlowHops() : []
+            }
+            if !hops.isEmpty, let repartition {
+                do {
+                    try repartition.send(hops)
+                } catch {
+                    // Queued hops that cannot be written: the work since the last flush is read again.
+                    logger.warning(
+                        "Cannot write flow hops; re-reading from stored offsets",
+                        metadata: ["kafka.error": "\(error)"]
+                    )
+                    if sink != nil { dropUnflushed() }
                 }
             }
             for (partition, next, latest) in runs {
@@ -309,6 +338,30 @@ final class Intake: Service {
         func watermark(now: Int64) -> Int64? {
             let assignment = intake.status.state.withLock { $0.assignment }
             guard !assignment.isEmpty else { return nil }
+            let known = contributions(of: Array(assignment), now: now)
+            var result = Int64.max
+            for partition in assignment {
+                guard let contribution = known[partition] else {
+                    if now >= nextWatermarkReportAtMs {
+                        nextWatermarkReportAtMs = now + 10_000
+                        logger.debug(
+                            "Flow clock held back: a partition has no position or timestamp yet",
+                            metadata: [
+                                "kafka.partition": "\(partition)",
+                                "kafka.high": "\(consumer.cachedWatermarks(partition).map { "\($0.high)" } ?? "none")",
+                            ]
+                        )
+                    }
+                    return nil
+                }
+                result = min(result, contribution)
+            }
+            return result == .min || result == .max ? nil : result
+        }
+
+        /// Each partition's contribution to the watermark (see ``watermark(now:)``); partitions with none yet are
+        /// absent.
+        func contributions(of assignment: [TopicPartition], now: Int64) -> [TopicPartition: Int64] {
             // librdkafka's cached end offsets go stale while fetches fail: after any Kafka error, no partition
             // counts as read to its end (now) until a quiet period has passed.
             let errors = consumer.errorsSeen
@@ -318,29 +371,38 @@ final class Intake: Service {
             }
             let quiet = now - lastErrorAtMs >= Self.idleGraceMs
             var unknownPosition: [TopicPartition] = []
-            var result = Int64.max
+            var result: [TopicPartition: Int64] = [:]
             for partition in assignment {
                 let high = consumer.cachedWatermarks(partition)?.high
                 if let high, let next = reached[partition] {
-                    result = min(result, atEnd(partition, next >= high, quiet: quiet, now: now))
+                    result[partition] = atEnd(partition, next >= high, quiet: quiet, now: now)
+                } else if high == 0 {
+                    // An empty partition (librdkafka has no position for it until a record is read).
+                    result[partition] = atEnd(partition, true, quiet: quiet, now: now)
                 } else if high != nil {
                     unknownPosition.append(partition)
                 } else if let latest = latestTimestamp[partition] {
-                    result = min(result, latest)
-                } else {
-                    return nil
+                    result[partition] = latest
                 }
             }
-            if !unknownPosition.isEmpty {
-                guard let positions = try? consumer.position(unknownPosition) else { return nil }
+            if !unknownPosition.isEmpty, let positions = try? consumer.position(unknownPosition) {
                 for partition in unknownPosition {
                     guard let position = positions[partition] ?? nil,
                         let high = consumer.cachedWatermarks(partition)?.high, position >= high
-                    else { return nil }
-                    result = min(result, atEnd(partition, true, quiet: quiet, now: now))
+                    else { continue }
+                    result[partition] = atEnd(partition, true, quiet: quiet, now: now)
                 }
             }
-            return result == .min || result == .max ? nil : result
+            return result.filter { $0.value != .min }
+        }
+
+        /// While routing: tells every shard how far this replica has written the hops of its flow source partitions.
+        func sendProgress(now: Int64) {
+            guard let repartition, repartition.routing, !needsResync else { return }
+            let entries = contributions(of: repartition.ownedSources, now: now).map {
+                FlowProgressMarker.Entry(topic: $0.key.topic, partition: $0.key.partition, watermarkMs: $0.value)
+            }
+            repartition.sendProgress(entries.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }, now: now)
         }
 
         /// How long a partition must have been read to its end, with no Kafka error meanwhile, before it counts
@@ -368,12 +430,38 @@ final class Intake: Service {
         @discardableResult
         func flush(now: Int64) -> Bool {
             guard let sink else { return true }
+            sendProgress(now: now)
             let (delta, changes) = intake.shared.engine.withLock { ($0.takeRollupDelta(), $0.takePendingChanges()) }
             pendingDelta.merge(delta)
             pendingFlows.absorb(changes)
-            guard !pendingDelta.isEmpty || !pendingNext.isEmpty || !pendingFlows.isEmpty else {
+            let marks = repartition?.pendingMarks ?? []
+            guard !pendingDelta.isEmpty || !pendingNext.isEmpty || !pendingFlows.isEmpty || !marks.isEmpty else {
                 nextFlushAtMs = now + flushIntervalMs
                 return true
+            }
+            // Hops leave with their source offsets: acknowledged by Kafka before the offsets are stored.
+            if let repartition, repartition.hopsSinceFlush > 0 {
+                switch repartition.deliver(timeout: .seconds(10)) {
+                case .delivered:
+                    break
+                case .pending(let error):
+                    intake.flushMetrics.failed("flow hops not acknowledged by Kafka: \(error)")
+                    logger.warning(
+                        "Flow hops not acknowledged yet; flush postponed",
+                        metadata: ["kafka.error": "\(error)", "retry.in_ms": "\(backoffMs)"]
+                    )
+                    nextFlushAtMs = now + backoffMs
+                    backoffMs = min(backoffMs * 2, 30_000)
+                    return false
+                case .failed(let count):
+                    logger.warning(
+                        "Flow hops refused by Kafka; re-reading from stored offsets",
+                        metadata: ["flow.hops_failed": "\(count)"]
+                    )
+                    repartition.resetProducer()
+                    dropUnflushed()
+                    return false
+                }
             }
             let started = ContinuousClock.now
             do {
@@ -381,7 +469,7 @@ final class Intake: Service {
                 let offsets = pendingNext.map {
                     PartitionOffset(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value)
                 }
-                let counts = try writer.write(pendingDelta, nextOffsets: offsets, pending: pendingFlows)
+                let counts = try writer.write(pendingDelta, nextOffsets: offsets, pending: pendingFlows, marks: marks)
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
@@ -390,6 +478,7 @@ final class Intake: Service {
                 pendingDelta = RollupDelta()
                 pendingNext = [:]
                 pendingFlows = .empty
+                repartition?.flushed()
                 unflushedRecords = 0
                 backoffMs = 1000
                 nextFlushAtMs = now + flushIntervalMs
@@ -435,6 +524,18 @@ final class Intake: Service {
 
         func publishBacklog() {
             intake.flushMetrics.backlog(unflushed: unflushedRecords, paused: paused, resyncing: needsResync)
+            if let repartition {
+                intake.flushMetrics.repartition(
+                    .init(
+                        routing: repartition.routing,
+                        shards: repartition.ownedShards.count,
+                        sent: repartition.sent,
+                        received: repartition.received,
+                        duplicates: repartition.duplicates,
+                        invalid: repartition.invalid
+                    )
+                )
+            }
         }
 
         /// Queues a Kafka commit without waiting for it: a synchronous commit blocks for as long as the group
@@ -464,6 +565,12 @@ final class Intake: Service {
 
         func assigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
             intake.status.assigned(partitions)
+            if let repartition {
+                repartition.assign(
+                    (try? consumer.assignment()).map { Set($0).union(partitions) }.map(Array.init) ?? partitions
+                )
+                intake.shared.engine.withLock { $0.routesFlows = repartition.routing }
+            }
             guard let sink else {
                 guard case .time(let date) = intake.configuration.from else { return [:] }
                 return Intake.startOffsets(for: partitions, at: date, consumer: consumer, logger: logger)
@@ -472,6 +579,7 @@ final class Intake: Service {
             do {
                 let writer = try sink.ready()
                 try restorePendingIfNeeded(writer)
+                try loadMarks(writer)
                 let stored = try writer.storedOffsets(for: partitions)
                 intake.flushMetrics.postgres(up: true, problem: nil)
                 var starts = stored
@@ -485,6 +593,16 @@ final class Intake: Service {
                     ) {
                         starts[partition] = offset
                     }
+                }
+                if let repartition {
+                    // A partition with no stored offset is read from its beginning under --from earliest.
+                    var reading = starts
+                    if intake.configuration.from == .earliest {
+                        for partition in partitions where reading[partition] == nil { reading[partition] = 0 }
+                    }
+                    repartition.started(at: reading)
+                    let taken = repartition.takenAhead()
+                    intake.shared.engine.withLock { $0.takenFlowHops = taken }
                 }
                 logger.info("Starting from offsets stored in PostgreSQL", metadata: ["partitions": "\(stored.count)"])
                 for (partition, offset) in stored where (reached[partition] ?? -1) < offset {
@@ -518,7 +636,10 @@ final class Intake: Service {
             // remaining partitions are re-read from their stored offsets, so nothing is counted twice.
             if !lost {
                 for attempt in 0..<3 {
-                    if flush(now: Intake.nowMs()) { return }
+                    if flush(now: Intake.nowMs()) {
+                        handOver(partitions)
+                        return
+                    }
                     Thread.sleep(forTimeInterval: 0.5 * Double(attempt + 1))
                 }
             }
@@ -529,12 +650,34 @@ final class Intake: Service {
             dropUnflushed()
         }
 
-        /// Puts the pending flow requests stored in PostgreSQL (and the flow clock) back into a fresh engine.
+        /// After a successful flush on revoke, with flows across replicas: the pending flows are all stored, and the
+        /// shards may change owner, so the engine forgets them and the next assignment restores those of its shards.
+        func handOver(_ partitions: [TopicPartition]) {
+            guard let repartition else { return }
+            repartition.revoke(partitions)
+            intake.shared.engine.withLock { $0.dropPendingFlows() }
+            pendingRestored = false
+        }
+
+        /// Reads the de-duplication marks of the owned shards.
+        func loadMarks(_ writer: RollupWriter) throws(PQError) {
+            guard let repartition, !repartition.ownedShards.isEmpty else { return }
+            repartition.load(try writer.repartitionMarks(shards: repartition.ownedShards.sorted()))
+        }
+
+        /// Puts the pending flow requests stored in PostgreSQL (and the flow clock) back into a fresh engine: all of
+        /// them, or only those of the owned shards while flows are routed.
         func restorePendingIfNeeded(_ writer: RollupWriter) throws(PQError) {
             guard !pendingRestored else { return }
-            let requests = try writer.loadPending()
-            let earlyResponses = try writer.loadEarlyResponses()
-            let clock = try writer.storedFlowClockMs() ?? .min
+            var requests = try writer.loadPending()
+            var earlyResponses = try writer.loadEarlyResponses()
+            var clock = try writer.storedFlowClockMs() ?? .min
+            if let repartition, repartition.routing {
+                requests.removeAll { !repartition.owns(flow: $0.flow, key: $0.correlationKey) }
+                earlyResponses.removeAll { !repartition.owns(flow: $0.flow, key: $0.correlationKey) }
+                // The stored clock is the last writer's, any replica's: the progress markers set this one's.
+                clock = .min
+            }
             intake.shared.engine.withLock {
                 $0.restorePending(requests, flowClockMs: clock, earlyResponses: earlyResponses)
             }
@@ -553,7 +696,12 @@ final class Intake: Service {
             pendingDelta = RollupDelta()
             pendingNext = [:]
             unflushedRecords = 0
-            intake.shared.engine.withLock { $0 = AnalysisEngine(analyzers: intake.analyzers, clock: .external) }
+            let routing = repartition?.routing ?? false
+            repartition?.dropUnflushed()
+            intake.shared.engine.withLock {
+                $0 = AnalysisEngine(analyzers: intake.analyzers, clock: .external)
+                $0.routesFlows = routing
+            }
             needsResync = true
             resyncPaused = false
         }
@@ -573,6 +721,7 @@ final class Intake: Service {
             do {
                 let writer = try sink.ready()
                 try restorePendingIfNeeded(writer)
+                try loadMarks(writer)
                 let stored = try writer.storedOffsets(for: assignment)
                 var targets: [TopicPartition: Int64] = stored
                 let missing = assignment.filter { stored[$0] == nil }
@@ -588,6 +737,11 @@ final class Intake: Service {
                     }
                 }
                 if !targets.isEmpty { try consumer.seek(targets) }
+                if let repartition {
+                    repartition.started(at: targets.filter { $0.value >= 0 })
+                    let taken = repartition.takenAhead()
+                    intake.shared.engine.withLock { $0.takenFlowHops = taken }
+                }
                 for (partition, offset) in targets where offset >= 0 { reached[partition] = offset }
                 try consumer.resume(assignment)
                 needsResync = false

@@ -75,6 +75,21 @@ final class FlushMetrics: Sendable {
         var unflushedRecords = 0
         var paused = false
         var resyncing = false
+        var repartition: RepartitionFigures?
+    }
+
+    /// What the flow repartition topic did (absent without flows or without the topic).
+    struct RepartitionFigures: Equatable {
+        var routing: Bool
+        var shards: Int
+        var sent: Int64
+        var received: Int64
+        var duplicates: Int64
+        var invalid: Int64
+    }
+
+    func repartition(_ figures: RepartitionFigures) {
+        state.withLock { $0.repartition = figures }
     }
 
     struct Histogram {
@@ -165,5 +180,21 @@ final class FlushMetrics: Sendable {
         text += "# HELP flowmeter_postgres_up 1 when the last PostgreSQL operation succeeded.\n"
         text += "# TYPE flowmeter_postgres_up gauge\n"
         text += "flowmeter_postgres_up \(state.postgresUp == true ? 1 : 0)\n"
+        guard let figures = state.repartition else { return }
+        text += "# HELP flowmeter_flow_repartition_routing 1 while this replica routes flow events through the "
+        text += "repartition topic (it reads fewer than all partitions of the flows' topics).\n"
+        text += "# TYPE flowmeter_flow_repartition_routing gauge\n"
+        text += "flowmeter_flow_repartition_routing \(figures.routing ? 1 : 0)\n"
+        text +=
+            "# HELP flowmeter_flow_repartition_shards Partitions of the repartition topic this replica correlates.\n"
+        text += "# TYPE flowmeter_flow_repartition_shards gauge\n"
+        text += "flowmeter_flow_repartition_shards \(figures.shards)\n"
+        text += "# HELP flowmeter_flow_repartition_records_total Flow hops written to (sent) and read from the "
+        text += "repartition topic: correlated (received), skipped as replays (duplicate) or unreadable (invalid).\n"
+        text += "# TYPE flowmeter_flow_repartition_records_total counter\n"
+        text += "flowmeter_flow_repartition_records_total{direction=\"sent\"} \(figures.sent)\n"
+        text += "flowmeter_flow_repartition_records_total{direction=\"received\"} \(figures.received)\n"
+        text += "flowmeter_flow_repartition_records_total{direction=\"duplicate\"} \(figures.duplicates)\n"
+        text += "flowmeter_flow_repartition_records_total{direction=\"invalid\"} \(figures.invalid)\n"
     }
 }

@@ -95,6 +95,9 @@ public struct AnalysisEngine: Sendable {
     private var orphanedPending: [PendingFlowKey] = []
     /// Restored early responses of unknown flows, likewise.
     private var orphanedEarly: [PendingFlowKey] = []
+    /// Flow hops handed out while ``routesFlows`` is set, until ``takeFlowHops()``.
+    private var outbox: [FlowHop] = []
+    private let flowIndexByName: [String: Int]
 
     // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
 
@@ -144,6 +147,9 @@ public struct AnalysisEngine: Sendable {
             )
         )
         self.flows = analyzers.flows.map(FlowState.init)
+        var byName: [String: Int] = [:]
+        for (index, flow) in analyzers.flows.enumerated() where byName[flow.name] == nil { byName[flow.name] = index }
+        self.flowIndexByName = byName
         self.correlator = FlowCorrelator(
             timeoutsMs: flows.map(\.timeoutMs),
             maxPending: analyzers.limits.maxPendingFlowRequests
@@ -326,20 +332,18 @@ public struct AnalysisEngine: Sendable {
         headers: [RecordHeader],
         value: UnsafeRawBufferPointer?
     ) {
+        var hopIndex: UInt16 = 0
         for flowIndex in topics[topic].responseFlows {
             let flow = flows[flowIndex]
             if let wanted = flow.toType, event.type != wanted { continue }
             guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
                 continue
             }
-            guard let request = correlator.takeRequest(flow: flowIndex, key: key) else {
-                unmatchedResponsesCount += 1
-                var evicted: Int64 = 0
-                early.add(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) { _ in evicted += 1 }
-                earlyEvictedCount += evicted
-                continue
+            if routesFlows {
+                outbox.append(hop(flowIndex, .response, key, eventTimeMs, origin, &hopIndex))
+            } else if !isTaken(flowIndex, key, origin, &hopIndex) {
+                correlateResponse(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin)
             }
-            complete(request, responseTimeMs: eventTimeMs)
         }
         for flowIndex in topics[topic].requestFlows {
             let flow = flows[flowIndex]
@@ -347,20 +351,120 @@ public struct AnalysisEngine: Sendable {
             guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
                 continue
             }
-            if let response = early.take(flow: flowIndex, key: key, requestTimeMs: eventTimeMs, origin: origin) {
-                earlyMatchedCount += 1
-                complete(
-                    PendingRequest(flow: flowIndex, key: key, timeMs: eventTimeMs),
-                    responseTimeMs: response.timeMs
-                )
-                continue
+            if routesFlows {
+                outbox.append(hop(flowIndex, .request, key, eventTimeMs, origin, &hopIndex))
+            } else if !isTaken(flowIndex, key, origin, &hopIndex) {
+                correlateRequest(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin)
             }
-            var evicted: [PendingRequest] = []
-            correlator.addRequest(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin) {
-                evicted.append($0)
-            }
-            countEvicted(evicted)
         }
+    }
+
+    private func hop(
+        _ flow: Int,
+        _ role: FlowHop.Role,
+        _ key: String,
+        _ timeMs: Int64,
+        _ origin: RequestOrigin,
+        _ index: inout UInt16
+    ) -> FlowHop {
+        defer { index &+= 1 }
+        return FlowHop(
+            flow: flows[flow].name,
+            role: role,
+            key: key,
+            timeMs: timeMs,
+            topic: origin.topic,
+            partition: origin.partition,
+            offset: origin.offset,
+            index: index
+        )
+    }
+
+    /// Whether a flow event read in memory was already correlated through the repartition topic (and counts the
+    /// skip); advances the record's hop index either way.
+    private mutating func isTaken(_ flow: Int, _ key: String, _ origin: RequestOrigin, _ index: inout UInt16) -> Bool {
+        defer { index &+= 1 }
+        guard !takenFlowHops.isEmpty,
+            takenFlowHops.contains(
+                flow: flows[flow].name,
+                key: key,
+                topic: origin.topic,
+                partition: origin.partition,
+                offset: origin.offset,
+                index: index
+            )
+        else { return false }
+        takenFlowEventsSkipped += 1
+        return true
+    }
+
+    private mutating func correlateResponse(flow flowIndex: Int, key: String, timeMs: Int64, origin: RequestOrigin) {
+        guard let request = correlator.takeRequest(flow: flowIndex, key: key) else {
+            unmatchedResponsesCount += 1
+            var evicted: Int64 = 0
+            early.add(flow: flowIndex, key: key, timeMs: timeMs, origin: origin) { _ in evicted += 1 }
+            earlyEvictedCount += evicted
+            return
+        }
+        complete(request, responseTimeMs: timeMs)
+    }
+
+    private mutating func correlateRequest(flow flowIndex: Int, key: String, timeMs: Int64, origin: RequestOrigin) {
+        if let response = early.take(flow: flowIndex, key: key, requestTimeMs: timeMs, origin: origin) {
+            earlyMatchedCount += 1
+            complete(PendingRequest(flow: flowIndex, key: key, timeMs: timeMs), responseTimeMs: response.timeMs)
+            return
+        }
+        var evicted: [PendingRequest] = []
+        correlator.addRequest(flow: flowIndex, key: key, timeMs: timeMs, origin: origin) { evicted.append($0) }
+        countEvicted(evicted)
+    }
+
+    // MARK: - Flows across replicas (the repartition topic)
+
+    /// Whether flow events are handed out as hops (``takeFlowHops()``) instead of correlated here: set it while the
+    /// replica is assigned fewer than all partitions of the flows' topics (DESIGN.md section 5). Everything else about
+    /// a record (events, dead letters, duplicates, delivery) is still analyzed here.
+    public var routesFlows = false
+
+    /// Flow events of records read again that their shards already took through the repartition topic; set on
+    /// assignment while correlating in memory (empty otherwise, and then free).
+    public var takenFlowHops = TakenFlowHops()
+
+    /// Flow events skipped because of ``takenFlowHops``.
+    public private(set) var takenFlowEventsSkipped: Int64 = 0
+
+    /// The hops handed out since the last call, in the order of the records they came from (a record's responses
+    /// before its requests).
+    public mutating func takeFlowHops() -> [FlowHop] {
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+
+    /// Hops waiting for ``takeFlowHops()``.
+    public var flowHopsWaiting: Int { outbox.count }
+
+    /// Correlates a hop read from the repartition topic, exactly as the record it came from would have been
+    /// correlated here. Returns `false` (and counts nothing) for a flow this engine does not define.
+    @discardableResult
+    public mutating func correlate(_ hop: FlowHop) -> Bool {
+        guard let flowIndex = flowIndexByName[hop.flow] else { return false }
+        let origin = RequestOrigin(topic: hop.topic, partition: hop.partition, offset: hop.offset)
+        switch hop.role {
+        case .response: correlateResponse(flow: flowIndex, key: hop.key, timeMs: hop.timeMs, origin: origin)
+        case .request: correlateRequest(flow: flowIndex, key: hop.key, timeMs: hop.timeMs, origin: origin)
+        }
+        return true
+    }
+
+    /// Forgets every pending request and early response without counting them, and their journal: for a replica
+    /// whose shards change (a rebalance) right after everything was stored; the new owner of each shard restores
+    /// them (``restorePending(_:flowClockMs:earlyResponses:)``). The flow clock is kept.
+    public mutating func dropPendingFlows() {
+        correlator = FlowCorrelator(timeoutsMs: flows.map(\.timeoutMs), maxPending: limits.maxPendingFlowRequests)
+        early = EarlyResponseBuffer(timeoutsMs: flows.map(\.timeoutMs), maxCount: limits.maxPendingFlowRequests)
+        orphanedPending.removeAll()
+        orphanedEarly.removeAll()
     }
 
     /// Counts a request answered by a response: completed with its latency, or negative, in the request's window.
