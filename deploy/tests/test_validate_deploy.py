@@ -106,6 +106,16 @@ def append(root: Path, rel: str, text: str) -> None:
         f.write(text)
 
 
+def cut(root: Path, rel: str, start: str, end: str | None = None) -> None:
+    """Removes the text from `start` up to `end` (not included), or to the end of the file."""
+    p = root / rel
+    text = p.read_text()
+    assert start in text, f"{rel} does not contain {start!r}: the test needs updating"
+    i = text.index(start)
+    j = len(text) if end is None else text.index(end, i)
+    p.write_text(text[:i] + text[j:])
+
+
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -303,6 +313,20 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
      lambda t: edit(t, "deploy/k8s/platform/hpa.yaml", "name: learnflow_consumergroup_lag_seconds_max",
                     "name: flowmeter_consumergroup_lag_seconds"),
      "is not served by the Prometheus adapter rules"),
+    ("repartition-kafkatopic-missing", "platform",
+     lambda t: cut(t, "deploy/k8s/platform/kafka-topics.yaml", "---\n# Flowmeter's internal flow repartition topic"),
+     "no KafkaTopic for Flowmeter's flow repartition topic flowmeter.flow-repartition"),
+    ("repartition-kafkatopic-other-group", "platform",
+     lambda t: edit(t, "deploy/k8s/platform/kafka-topics.yaml", "  topicName: flowmeter.flow-repartition\n",
+                    "  topicName: analytics.flow-repartition\n"),
+     "KafkaTopic analytics.flow-repartition is the flow repartition topic of another consumer group"),
+    ("repartition-group-renamed", "platform",
+     lambda t: edit(t, "deploy/k8s/base/deployment.yaml", "- name: FLOWMETER_GROUP\n              value: flowmeter\n",
+                    "- name: FLOWMETER_GROUP\n              value: flow meter/v2\n"),
+     "no KafkaTopic for Flowmeter's flow repartition topic flow_meter_v2.flow-repartition"),
+    ("repartition-too-few-partitions", "platform",
+     lambda t: edit(t, "deploy/k8s/platform/kafka-topics.yaml", "  partitions: 12\n", "  partitions: 1\n"),
+     "KafkaTopic flowmeter.flow-repartition has 1 partition(s), fewer than the replicas of Deployment flowmeter/flowmeter"),
     ("hpa-beyond-partitions", "platform",
      lambda t: edit(t, "deploy/k8s/platform/hpa.yaml", "  maxReplicas: 6\n", "  maxReplicas: 12\n"),
      "exceeds the partitions"),

@@ -30,7 +30,9 @@ Checks (in order):
                     PrometheusRule of each overlay agree with each other and with the daemon (ports, probes,
                     env names, security context, drain time, analyzer/dashboard/rule copies)
   platform          KafkaTopics, Dapr Subscriptions (dead-letter topics), Components, Resiliency (bounded
-                    retries), Configuration and HPAs agree with analyzers/learnflow.yaml and the adapter rules
+                    retries), Configuration and HPAs agree with analyzers/learnflow.yaml and the adapter rules;
+                    the KafkaTopics are the analyzer topics plus Flowmeter's <FLOWMETER_GROUP>.flow-repartition,
+                    with at least as many partitions as Flowmeter may have replicas
   helm-values       deploy/monitoring/*.yaml parsed and cross-checked against the manifests and the
                     dashboards, rules, ports and names they refer to
   argocd            one Application per overlay, each pointing at an existing overlay
@@ -79,6 +81,7 @@ VALID_ENV = {
     "FLOWMETER_LAG_SAMPLE_INTERVAL",
     "FLOWMETER_HTTP_IDLE_TIMEOUT",
     "FLOWMETER_PG_STATEMENT_TIMEOUT",
+    "FLOWMETER_REPARTITION_PARTITIONS",
 }
 # Names in the README that belong to the test harness, not to the daemon.
 TEST_ONLY_ENV = {"FLOWMETER_TEST_POSTGRES_URL", "FLOWMETER_BIN", "FLOWMETER_PROMTOOL"}
@@ -101,6 +104,11 @@ SUBCOMMAND_FLAGS = {
 }
 
 HTTP_PORT = 9464
+# Flowmeter's flow repartition topic: <group>.flow-repartition, the group's characters outside [a-zA-Z0-9._-]
+# replaced by _, at most 249 characters (Repartition.topicName in Sources/FlowmeterApp/Run/Repartition.swift).
+DEFAULT_GROUP = "flowmeter"
+REPARTITION_SUFFIX = ".flow-repartition"
+TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 DAPR_METRICS_PORT = 9090
 MONITORING_NAMESPACE = "monitoring"
 LAG_METRICS = {"flowmeter_consumergroup_lag_seconds", "flowmeter_consumergroup_lag_messages"}
@@ -1243,6 +1251,38 @@ def check_k8s_flowmeter(ctx: Context) -> None:
 # -- platform: topics, Dapr, HPAs
 
 
+def repartition_topic(group: str) -> str:
+    """The name Flowmeter gives its flow repartition topic for a consumer group."""
+    return ("".join(ch if ch in TOPIC_CHARS else "_" for ch in group) + REPARTITION_SUFFIX)[-249:]
+
+
+def flowmeter_repartition(ctx: Context, w: str, objs: list[dict]) -> tuple[str, str, int, str] | None:
+    """(topic, group, replica bound, where the bound comes from) of an overlay's Flowmeter Deployment."""
+    deps = find(objs, "Deployment", "flowmeter")
+    if len(deps) != 1:
+        ctx.fail(f"{w}: expected one Deployment flowmeter, found {len(deps)}: cannot name Flowmeter's flow "
+                 f"repartition topic (<FLOWMETER_GROUP>{REPARTITION_SUFFIX})")
+        return None
+    dep = deps[0]
+    cs = [c for c in dep["spec"]["template"]["spec"].get("containers") or [] if c.get("name") == "flowmeter"]
+    group = container_env(cs[0]).get("FLOWMETER_GROUP", DEFAULT_GROUP) if cs else DEFAULT_GROUP
+    if not isinstance(group, str) or not group:
+        ctx.fail(f"{w}: Deployment flowmeter: FLOWMETER_GROUP must be a literal value; the name of the flow "
+                 f"repartition topic (<FLOWMETER_GROUP>{REPARTITION_SUFFIX}) depends on it")
+        return None
+    ns = dep["metadata"].get("namespace")
+    hpas = [h for h in find(objs, "HorizontalPodAutoscaler", namespace=ns)
+            if (h["spec"].get("scaleTargetRef") or {}).get("kind") == "Deployment"
+            and h["spec"]["scaleTargetRef"].get("name") == "flowmeter"]
+    if hpas:
+        bound = max(h["spec"].get("maxReplicas", 1) for h in hpas)
+        source = f"maxReplicas of HorizontalPodAutoscaler {ns}/{hpas[0]['metadata']['name']}"
+    else:
+        bound = dep["spec"].get("replicas", 1)
+        source = f"the replicas of Deployment {ns}/flowmeter (no HorizontalPodAutoscaler scales it)"
+    return repartition_topic(group), group, bound, source
+
+
 def check_platform(ctx: Context) -> None:
     a = ctx.analyzers
     adapter_path = ctx.path("deploy/monitoring/prometheus-adapter-values.yaml")
@@ -1266,11 +1306,25 @@ def check_platform(ctx: Context) -> None:
         # Kafka topics.
         kts = find(objs, "KafkaTopic")
         names = {t["spec"].get("topicName", t["metadata"]["name"]) for t in kts}
+        partitions = {t["spec"].get("topicName", t["metadata"]["name"]): t["spec"].get("partitions", 0) for t in kts}
         for t in sorted(ctx.all_topics - names):
             ctx.fail(f"{w}: no KafkaTopic for {t} (analyzers/learnflow.yaml)")
-        for t in sorted(names - ctx.all_topics):
-            ctx.fail(f"{w}: KafkaTopic {t} is not in analyzers/learnflow.yaml")
-        partitions = {t["spec"].get("topicName", t["metadata"]["name"]): t["spec"].get("partitions", 0) for t in kts}
+        rp = flowmeter_repartition(ctx, w, objs)
+        expected = ctx.all_topics | ({rp[0]} if rp else set())
+        for t in sorted(names - expected):
+            if t.endswith(REPARTITION_SUFFIX) and rp:
+                ctx.fail(f"{w}: KafkaTopic {t} is the flow repartition topic of another consumer group: Flowmeter's "
+                         f"FLOWMETER_GROUP is {rp[1]}, so its topic is {rp[0]}")
+            else:
+                ctx.fail(f"{w}: KafkaTopic {t} is not in analyzers/learnflow.yaml")
+        if rp:
+            topic, group, bound, source = rp
+            if topic not in names:
+                ctx.fail(f"{w}: no KafkaTopic for Flowmeter's flow repartition topic {topic} (FLOWMETER_GROUP "
+                         f"{group} + {REPARTITION_SUFFIX}; deploy/k8s/platform/kafka-topics.yaml)")
+            elif partitions[topic] < bound:
+                ctx.fail(f"{w}: KafkaTopic {topic} has {partitions[topic]} partition(s), fewer than {source} "
+                         f"({bound}): each Flowmeter replica should be able to own a shard of flow correlation")
         clusters = {(t["metadata"].get("labels") or {}).get("strimzi.io/cluster") for t in kts}
         if len(clusters) > 1:
             ctx.fail(f"{w}: KafkaTopics name several clusters {sorted(map(str, clusters))}")
