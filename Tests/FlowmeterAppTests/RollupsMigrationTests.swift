@@ -11,21 +11,22 @@ struct RollupsMigrationTests {
             defer { connection.close() }
 
             let first = try SchemaMigrator.migrate(connection, logger: RollupsTestDatabase.logger)
-            #expect(first == MigrationResult(version: 3, applied: [1, 2, 3]))
-            #expect(first.description == "schema flowmeter at version 3 (applied: 1, 2, 3)")
-            #expect(SchemaMigrator.latestVersion == 3)
+            #expect(first == MigrationResult(version: 4, applied: [1, 2, 3, 4]))
+            #expect(first.description == "schema flowmeter at version 4 (applied: 1, 2, 3, 4)")
+            #expect(SchemaMigrator.latestVersion == 4)
 
             let second = try SchemaMigrator.migrate(connection, logger: RollupsTestDatabase.logger)
-            #expect(second == MigrationResult(version: 3, applied: []))
-            #expect(second.description == "schema flowmeter at version 3 (already up to date)")
+            #expect(second == MigrationResult(version: 4, applied: []))
+            #expect(second.description == "schema flowmeter at version 4 (already up to date)")
 
             let versions = try connection.query("SELECT version FROM flowmeter.schema_migrations ORDER BY version")
-            #expect(try versions.map { try $0.int64(0) } == [1, 2, 3])
+            #expect(try versions.map { try $0.int64(0) } == [1, 2, 3, 4])
 
             for relation in [
                 "flowmeter.event_counts_1m", "flowmeter.flow_latency_1m", "flowmeter.deadletters_1m",
                 "flowmeter.consumer_lag", "flowmeter.invalid_1m", "flowmeter.consumer_offsets",
                 "flowmeter.pending_flows", "flowmeter.flow_clock", "flowmeter.early_responses",
+                "flowmeter.repartition_marks",
             ] {
                 let found = try connection.query("SELECT to_regclass($1) IS NOT NULL AS found", [.string(relation)])
                 #expect(try found[0].bool("found") == true, "\(relation) missing")
@@ -85,11 +86,11 @@ struct RollupsMigrationTests {
             }
             let results = onThreads(bodies)
             let outcomes = try results.map { try $0.get() }
-            #expect(outcomes.allSatisfy { $0.version == 3 })
-            #expect(outcomes.flatMap(\.applied) == [1, 2, 3])
+            #expect(outcomes.allSatisfy { $0.version == 4 })
+            #expect(outcomes.flatMap(\.applied) == [1, 2, 3, 4])
 
             let versions = try connections[0].query("SELECT version FROM flowmeter.schema_migrations ORDER BY version")
-            #expect(try versions.map { try $0.int64(0) } == [1, 2, 3])
+            #expect(try versions.map { try $0.int64(0) } == [1, 2, 3, 4])
         }
     }
 }

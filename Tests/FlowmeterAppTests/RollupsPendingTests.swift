@@ -66,9 +66,9 @@ struct RollupsPendingTests {
             )
 
             let upgrade = try SchemaMigrator.migrate(connection, logger: Self.logger)
-            #expect(upgrade == MigrationResult(version: 3, applied: [2, 3]))
+            #expect(upgrade == MigrationResult(version: 4, applied: [2, 3, 4]))
             let again = try SchemaMigrator.migrate(connection, logger: Self.logger)
-            #expect(again == MigrationResult(version: 3, applied: []))
+            #expect(again == MigrationResult(version: 4, applied: []))
             #expect(try writer.storedOffsets(topics: ["t"]) == [TopicPartition("t", 0): 42])
             #expect(try writer.loadPending().isEmpty)
             #expect(try writer.loadEarlyResponses().isEmpty)

@@ -361,6 +361,46 @@ struct RollupsWriterTests {
         }
     }
 
+    /// Repartition marks are stored with the write, only ever raised (by offset, then hop index), per group and shard.
+    @Test func repartitionMarksRiseAndNeverFall() throws {
+        try RollupsTestDatabase.withMigratedDatabase { connection, _ in
+            let writer = RollupWriter(connection: connection, group: "flowmeter", logger: RollupsTestDatabase.logger)
+            let other = RollupWriter(connection: connection, group: "other", logger: RollupsTestDatabase.logger)
+            let a = TopicPartition("exercise.submitted", 1)
+            let b = TopicPartition("exercise.graded", 0)
+            func stored(_ writer: RollupWriter, _ shards: [Int32]) throws -> Set<RepartitionMark> {
+                Set(try writer.repartitionMarks(shards: shards))
+            }
+            try writer.write(
+                RollupDelta(),
+                nextOffsets: [],
+                marks: [
+                    RepartitionMark(shard: 0, source: a, offset: 10, index: 1),
+                    RepartitionMark(shard: 0, source: a, offset: 7, index: 0),
+                    RepartitionMark(shard: 3, source: b, offset: 5, index: 0),
+                ]
+            )
+            #expect(
+                try stored(writer, [0, 3]) == [
+                    RepartitionMark(shard: 0, source: a, offset: 10, index: 1),
+                    RepartitionMark(shard: 3, source: b, offset: 5, index: 0),
+                ]
+            )
+            try writer.write(
+                RollupDelta(),
+                nextOffsets: [],
+                marks: [
+                    RepartitionMark(shard: 0, source: a, offset: 10, index: 0),
+                    RepartitionMark(shard: 3, source: b, offset: 5, index: 2),
+                ]
+            )
+            #expect(try stored(writer, [0]) == [RepartitionMark(shard: 0, source: a, offset: 10, index: 1)])
+            #expect(try stored(writer, [3]) == [RepartitionMark(shard: 3, source: b, offset: 5, index: 2)])
+            #expect(try stored(writer, [1, 2]).isEmpty)
+            #expect(try stored(other, [0, 3]).isEmpty)
+        }
+    }
+
     @Test func aFailedWriteStoresNeitherRollupsNorOffsets() throws {
         try RollupsTestDatabase.withMigratedDatabase { connection, _ in
             let writer = RollupWriter(connection: connection, group: "flowmeter", logger: RollupsTestDatabase.logger)
