@@ -86,6 +86,15 @@ public enum Demo {
         }
         defer { cluster.close() }
         let bootstrap = cluster.bootstrapServers
+        // A group of its own per run: offsets and waiting flow requests that an earlier demo stored in PostgreSQL
+        // belong to a broker that is gone and must not be applied to this one.
+        let group = "flowmeter-demo-\(Int64(Date().timeIntervalSince1970))"
+        // Its flow repartition topic, created here: the mock cluster does not answer CreateTopics.
+        do {
+            try cluster.createTopic(FlowRepartition.topicName(group: group), partitions: settings.partitions)
+        } catch {
+            throw DemoError(description: "cannot create the flow repartition topic: \(error)")
+        }
 
         var postgresLine = "skipped: no --postgres or FLOWMETER_POSTGRES_URL; live metrics only, no rollups for "
         postgresLine += "`flowmeter query`"
@@ -100,9 +109,6 @@ public enum Demo {
             }
         }
         let simulator = Simulator(settings: settings.simulation, bootstrapServers: bootstrap, logger: logger)
-        // A group of its own per run: offsets and waiting flow requests that an earlier demo stored in PostgreSQL
-        // belong to a broker that is gone and must not be applied to this one.
-        let group = "flowmeter-demo-\(Int64(Date().timeIntervalSince1970))"
         let base = "http://\(settings.httpAddress)"
         write(
             """

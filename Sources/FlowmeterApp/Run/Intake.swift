@@ -182,11 +182,16 @@ final class Intake: Service {
             let interval = intake.configuration.flushInterval.components
             flushIntervalMs = interval.seconds * 1000 + interval.attoseconds / 1_000_000_000_000_000
             if sink == nil { intake.flushMetrics.postgres(up: true, problem: nil) }
-            repartition = FlowRepartition.open(
-                configuration: intake.configuration,
-                analyzers: intake.analyzers,
-                logger: intake.logger
-            )
+            // A backfill reads every partition itself and correlates in memory (run it alone in its group).
+            if case .continuous = intake.mode {
+                repartition = FlowRepartition.open(
+                    configuration: intake.configuration,
+                    analyzers: intake.analyzers,
+                    logger: intake.logger
+                )
+            } else {
+                repartition = nil
+            }
         }
 
         var logger: Logger { intake.logger }
