@@ -59,7 +59,10 @@ echo "== building the analyzer-file fuzz target (CYaml, Yams, FlowmeterCore, the
 started=$SECONDS
 # Yams' sources: the version SwiftPM resolves for this package, checked out under the fuzz build folder (the
 # first resolve clones every dependency, about 25 s; later ones take about a second).
-swift package resolve --scratch-path "$out" >/dev/null
+swift package resolve --scratch-path "$out" >"$out/resolve.log" 2>&1 || {
+    cat "$out/resolve.log"
+    exit 1
+}
 yams=$out/checkouts/Yams/Sources
 parser=$out/analyzers
 rm -rf "$parser/obj" "$parser/modules"
