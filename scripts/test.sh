@@ -38,5 +38,5 @@ swift test -Xswiftc -warnings-as-errors --explicit-target-dependency-import-chec
 echo "== dashboards and rules against a real Prometheus scraping flowmeter demo"
 scripts/demo-prometheus-check.sh "$FLOWMETER_BIN"
 
-echo "== fuzz: the CloudEvent decoder and the analysis engine under libFuzzer (60 s)"
+echo "== fuzz: the CloudEvent decoder and analysis engine, and the analyzer-file parser, under libFuzzer (60 s each)"
 scripts/fuzz.sh 60

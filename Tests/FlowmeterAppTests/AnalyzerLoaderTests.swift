@@ -390,6 +390,13 @@ func makeTemporaryFolder() throws -> String {
             description: #"f.yaml:7: limits.duplicate_window: expected a positive whole number, got "-1""#
         ),
         ErrorCase(
+            // Found by the analyzer-file fuzz target: Yams' base-60 integers overflowed and trapped.
+            name: "limit with a colon (a base-60 number in YAML 1.1)",
+            yaml: prefix + "\nlimits:\n  status_window: 1:0:0:0:0:0:0:0:0:0:0:0",
+            description:
+                #"f.yaml:7: limits.status_window: expected a positive whole number, got "1:0:0:0:0:0:0:0:0:0:0:0""#
+        ),
+        ErrorCase(
             name: "bad topic name",
             yaml: "topics: [t.a, \"t b\"]",
             description:

@@ -299,7 +299,10 @@ struct AnalyzerFileParser {
             guard let (_, value) = fields[key] else {
                 return
             }
-            guard value.null == nil, let number = value.int, number > 0 else {
+            // Yams reads a plain `1:30` as a base-60 integer and traps when one overflows (any of 11 or more parts
+            // does), so a number with a colon is rejected before Yams reads it.
+            guard value.null == nil, !(value.scalar?.string.contains(":") ?? false), let number = value.int, number > 0
+            else {
                 report(value, "limits.\(key)", "expected a positive whole number, got \(found(value))")
                 valid = false
                 return

@@ -73,8 +73,3 @@ public struct ConfigurationErrors: Error, Sendable, Hashable, CustomStringConver
     /// One problem per line.
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
-
-/// Quotes a value for an error message, escaping quotes and control characters.
-func quoted(_ value: String) -> String {
-    String(reflecting: value)
-}
