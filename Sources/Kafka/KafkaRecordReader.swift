@@ -26,12 +26,21 @@ public final class KafkaRecordReader: Sendable {
     /// Creates a reader.
     ///
     /// Sets `fetch.wait.max.ms=10` unless `config` sets it, so that a fetch at the end of a partition answers
-    /// quickly.
+    /// quickly, and small fetch and prefetch sizes (64 KiB per partition, 4 MiB per request, 8 MiB queued) unless
+    /// `config` sets them.
     /// - Throws: A ``KafkaError`` if a property is rejected or the client cannot be created.
     public init(config: KafkaClientConfig, logger: Logger) throws(KafkaError) {
         var config = config
         let groupID = "flowmeter-record-reader-\(UUID().uuidString.lowercased())"
         if config.value(for: "fetch.wait.max.ms") == nil { config.set("fetch.wait.max.ms", "10") }
+        // It needs the first record of each partition, not a prefetched backlog: a batched read assigns many
+        // partitions at once, and librdkafka's defaults would fetch up to 1 MiB of each (50 MiB per request).
+        for (key, value) in [
+            ("max.partition.fetch.bytes", "65536"), ("fetch.max.bytes", "4194304"),
+            ("queued.max.messages.kbytes", "8192"),
+        ] where config.value(for: key) == nil {
+            config.set(key, value)
+        }
         config.set("group.id", groupID)
         config.set("enable.auto.commit", "false")
         config.set("enable.auto.offset.store", "false")
@@ -70,44 +79,94 @@ public final class KafkaRecordReader: Sendable {
         before end: Int64,
         timeout: Duration
     ) throws(KafkaError) -> (offset: Int64, timestampMs: Int64)? {
+        let reads = try timestamps([partition: RecordPositions(positions: [offset], end: end)], timeout: timeout)
+        if let error = reads.errors[partition] { throw error }
+        guard let found = reads.found[partition]?[offset] else {
+            throw KafkaError(
+                code: .timedOut,
+                reason: "no record of \(partition) at or after \(offset) within \(timeout)",
+                isRetriable: true
+            )
+        }
+        return found.map { ($0.offset, $0.timestampMs) }
+    }
+
+    /// For many partitions and positions at once: the first data record at or after each position and before the
+    /// partition's `end`, read with **one** assignment of all the partitions (each from its lowest position), so
+    /// the broker answers them in shared fetch requests instead of one assign-fetch-unassign round per position.
+    ///
+    /// - Parameters:
+    ///   - requests: per partition, the positions to resolve and the end offset polled with them.
+    ///   - timeout: how long to wait, for all of them together.
+    /// - Returns: ``RecordReads``: what was resolved (a position absent from ``RecordReads/found`` was not
+    ///   resolved within `timeout`), and the broker's error for partitions that failed.
+    /// - Throws: A ``KafkaError`` if the reader is closed or the assignment is refused.
+    public func timestamps(
+        _ requests: [TopicPartition: RecordPositions],
+        timeout: Duration
+    ) throws(KafkaError) -> RecordReads {
         try checkOpen()
-        guard offset < end else { return nil }
+        var reads = RecordReads()
+        // Per partition, the positions still to resolve, ascending; those at or past the end have no record.
+        var open: [TopicPartition: [Int64]] = [:]
+        for (partition, request) in requests {
+            for position in request.positions where position >= request.end {
+                reads.found[partition, default: [:]][position] = .some(nil)
+            }
+            let inRange = request.positions.filter { $0 < request.end }.sorted()
+            if !inRange.isEmpty { open[partition] = inRange }
+        }
+        guard !open.isEmpty else { return reads }
         reading.lock()
         defer { reading.unlock() }
-        let list = makePartitionList([(partition, offset)])
+        let list = makePartitionList(open.map { ($0.key, $0.value[0]) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_assign(handle.pointer, list)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdKafka(err, context: "assign \(partition)") }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw .rdKafka(err, context: "assign \(open.count) partitions")
+        }
         defer { _ = rd_kafka_assign(handle.pointer, nil) }
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        while !open.isEmpty, ContinuousClock.now < deadline {
             let left = deadline - ContinuousClock.now
             guard let message = rd_kafka_consumer_poll(handle.pointer, min(left, .milliseconds(100)).milliseconds)
             else { continue }
             defer { rd_kafka_message_destroy(message) }
             let msg = message.pointee
-            let topic = msg.rkt.map { String(cString: rd_kafka_topic_name($0)) }
-            guard topic == partition.topic, msg.partition == partition.partition else { continue }
+            guard let rkt = msg.rkt else { continue }
+            let partition = TopicPartition(String(cString: rd_kafka_topic_name(rkt)), msg.partition)
+            guard let positions = open[partition], let end = requests[partition]?.end else { continue }
             if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 // The fetch reached the end (past any trailing markers) without a data record in range.
-                return nil
+                for position in positions { reads.found[partition, default: [:]][position] = .some(nil) }
+                open[partition] = nil
+                continue
             }
             if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                let error = KafkaError.rdKafka(msg.err, context: "read \(partition) at \(offset)")
+                let error = KafkaError.rdKafka(msg.err, context: "read \(partition) at \(positions[0])")
                 if error.isRetriable { continue }
-                throw error
+                reads.errors[partition] = error
+                open[partition] = nil
+                continue
             }
-            guard msg.offset >= offset else { continue }
-            guard msg.offset < end else { return nil }
+            guard msg.offset >= positions[0] else { continue }
+            guard msg.offset < end else {
+                for position in positions { reads.found[partition, default: [:]][position] = .some(nil) }
+                open[partition] = nil
+                continue
+            }
             var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let timestamp = rd_kafka_message_timestamp(message, &type)
-            return (msg.offset, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : timestamp)
+            let record = FirstRecord(
+                offset: msg.offset,
+                timestampMs: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : timestamp
+            )
+            // Records arrive in offset order: this one is the first at or after every position up to its offset.
+            let resolved = positions.prefix { $0 <= msg.offset }
+            for position in resolved { reads.found[partition, default: [:]][position] = .some(record) }
+            open[partition] = resolved.count == positions.count ? nil : Array(positions.dropFirst(resolved.count))
         }
-        throw KafkaError(
-            code: .timedOut,
-            reason: "no record of \(partition) at or after \(offset) within \(timeout)",
-            isRetriable: true
-        )
+        return reads
     }
 
     /// Releases the client. Idempotent.
@@ -127,4 +186,44 @@ public final class KafkaRecordReader: Sendable {
     private func checkOpen() throws(KafkaError) {
         if state.withLock({ $0 }) { throw KafkaError(code: .closed, reason: "the record reader is closed") }
     }
+}
+
+/// The positions to resolve on one partition, for ``KafkaRecordReader/timestamps(_:timeout:)``.
+public struct RecordPositions: Sendable, Hashable {
+    /// Offsets (groups' next offsets to read).
+    public var positions: Set<Int64>
+    /// The end offset polled with them; records at or past it arrived later and do not count.
+    public var end: Int64
+
+    /// Creates a request.
+    public init(positions: Set<Int64>, end: Int64) {
+        self.positions = positions
+        self.end = end
+    }
+}
+
+/// A data record found at or after a position.
+public struct FirstRecord: Sendable, Hashable {
+    /// The record's offset.
+    public var offset: Int64
+    /// Its timestamp in milliseconds since the epoch; -1 if it has none.
+    public var timestampMs: Int64
+
+    /// Creates a value.
+    public init(offset: Int64, timestampMs: Int64) {
+        self.offset = offset
+        self.timestampMs = timestampMs
+    }
+}
+
+/// What ``KafkaRecordReader/timestamps(_:timeout:)`` resolved.
+public struct RecordReads: Sendable {
+    /// Per partition and position: the first data record at or after it and before the end, or `nil` when there
+    /// is none. A position missing here was not resolved in time.
+    public var found: [TopicPartition: [Int64: FirstRecord?]] = [:]
+    /// The broker's error for partitions that could not be read.
+    public var errors: [TopicPartition: KafkaError] = [:]
+
+    /// An empty result.
+    public init() {}
 }

@@ -173,6 +173,10 @@ struct LagMonitorTests {
         )
         #expect(text.contains("flowmeter_consumergroup_lag_stale{group=\"graders\"} 0\n"))
         #expect(text.contains("# TYPE flowmeter_lag_poll_seconds gauge\nflowmeter_lag_poll_seconds "))
+        // The duration of the last cycle: present and positive once a cycle ran.
+        let pollSeconds = text.split(separator: "\n").first { $0.hasPrefix("flowmeter_lag_poll_seconds ") }
+            .flatMap { Double($0.split(separator: " ")[1]) }
+        #expect((pollSeconds ?? 0) > 0)
         for family in ["lag_messages", "lag_seconds", "no_commit", "lost_messages", "status", "lag_stale"] {
             #expect(text.contains("# HELP flowmeter_consumergroup_\(family) "))
             #expect(text.contains("# TYPE flowmeter_consumergroup_\(family) gauge\n"))

@@ -47,6 +47,57 @@ struct KafkaRecordReaderTests {
         #expect(reader.groupID.hasPrefix("flowmeter-record-reader-"))
     }
 
+    @Test func readsManyPartitionsAndPositionsInOneBatch() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("lessons", partitions: 3)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let base: Int64 = 1_700_000_000_000
+        // Partition p holds 10 records stamped base + p * 100,000 + offset * 1000; partition 2 stays empty.
+        try produce(
+            producer,
+            (0..<2).flatMap { p in
+                (0..<10).map {
+                    ProducerMessage(
+                        topic: "lessons",
+                        partition: Int32(p),
+                        value: bytes("\($0)"),
+                        timestampMs: base + Int64(p) * 100_000 + Int64($0) * 1000
+                    )
+                }
+            }
+        )
+        let reader = try KafkaRecordReader(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { reader.close() }
+        let p0 = TopicPartition("lessons", 0)
+        let p1 = TopicPartition("lessons", 1)
+        let p2 = TopicPartition("lessons", 2)
+        let reads = try reader.timestamps(
+            [
+                p0: RecordPositions(positions: [0, 3, 9, 10], end: 10),
+                p1: RecordPositions(positions: [2, 7], end: 5),
+                p2: RecordPositions(positions: [0], end: 1),
+            ],
+            timeout: .seconds(10)
+        )
+        #expect(reads.errors.isEmpty)
+        for offset: Int64 in [0, 3, 9] {
+            #expect(reads.found[p0]?[offset] == .some(FirstRecord(offset: offset, timestampMs: base + offset * 1000)))
+        }
+        // At or past the end polled, or on an empty partition, nothing waits.
+        #expect(reads.found[p0]?[10] == .some(nil))
+        #expect(reads.found[p1]?[2] == .some(FirstRecord(offset: 2, timestampMs: base + 102_000)))
+        #expect(reads.found[p1]?[7] == .some(nil))
+        #expect(reads.found[p2]?[0] == .some(nil))
+    }
+
     @Test func reachingTheEndBeforeTheGivenEndIsNotARecord() async throws {
         // On a real broker a position followed only by transaction markers fetches to the end without a data
         // record; the reader then sees end-of-partition before `end`. The same path, without markers: the

@@ -263,7 +263,7 @@ public struct AnalysisEngine: Sendable {
         if event.isCloudEvent, let id = event.id, !id.isEmpty {
             // A 64-bit fingerprint instead of the string: a fraction of the memory, and a false match among
             // 100,000 remembered ids has a probability of about 10⁻¹⁴ per record.
-            if !topics[topicID].seenIDs.insert(id.hashValue) {
+            if !topics[topicID].seenIDs.insert(UInt64(bitPattern: Int64(id.hashValue))) {
                 duplicate = true
                 topics[topicID].duplicates += 1
             }
@@ -1037,7 +1037,7 @@ private struct TopicState: Sendable {
     var invalidCounts = [Int64](repeating: 0, count: InvalidReason.allCases.count)
     var flagCounts = [Int64](repeating: 0, count: 64)
     var duplicates: Int64 = 0
-    var seenIDs: BoundedSet<Int>
+    var seenIDs: FingerprintWindow
     var delivery = SecondsHistogram()
 
     /// As an original topic: DLQ copies by dead-letter topic id (or the `other` label).
@@ -1050,7 +1050,7 @@ private struct TopicState: Sendable {
     init(name: String, duplicateWindow: Int, topicClass: TopicClass) {
         self.name = name
         self.escaped = escapeLabelValue(name)
-        self.seenIDs = BoundedSet(capacity: duplicateWindow)
+        self.seenIDs = FingerprintWindow(capacity: duplicateWindow)
         self.topicClass = topicClass
     }
 

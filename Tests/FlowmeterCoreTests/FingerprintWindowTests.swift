@@ -1,0 +1,54 @@
+import Testing
+
+@testable import FlowmeterCore
+
+@Suite struct FingerprintWindowTests {
+    @Test func remembersTheLastCapacityDistinctFingerprints() {
+        var window = FingerprintWindow(capacity: 3)
+        // 4 evicts 1, the second 1 evicts 2; then 3 and 4 are still remembered and 2 is not.
+        let inserted = [1, 2, 1, 3, 4, 1, 3, 4, 2].map { window.insert($0) }
+        #expect(inserted == [true, true, false, true, true, true, false, false, true])
+        #expect(window.count == 3)
+    }
+
+    @Test func zeroCapacityRemembersNothing() {
+        var window = FingerprintWindow(capacity: 0)
+        let inserted = [7, 7].map { window.insert($0) }
+        #expect(inserted == [true, true])
+        #expect(window.count == 0)
+    }
+
+    /// Against the generic `BoundedSet` (a `Set` and a ring): the same answers for every insert, with
+    /// fingerprints drawn from small ranges (many duplicates, long probe runs after evictions) and from the full
+    /// 64-bit range, through growth and a full window.
+    @Test(arguments: [1, 2, 7, 100, 1000])
+    func answersLikeTheReferenceSet(capacity: Int) {
+        var generator = SplitMix(seed: UInt64(capacity))
+        for range: UInt64 in [UInt64(capacity) * 2 + 1, UInt64(capacity) * 8 + 3, .max] {
+            var window = FingerprintWindow(capacity: capacity)
+            var reference = BoundedSet<UInt64>(capacity: capacity)
+            var mismatches = 0
+            for step in 0..<50_000 {
+                let value = range == .max ? generator.next() : generator.next() % range
+                // Values differing only in high bits too (they must still spread over the slots).
+                let fingerprint = step % 3 == 0 ? value << 32 : value
+                if window.insert(fingerprint) != reference.insert(fingerprint) { mismatches += 1 }
+            }
+            #expect(mismatches == 0)
+            #expect(window.count == reference.count)
+        }
+    }
+}
+
+/// A deterministic 64-bit generator (SplitMix64).
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
