@@ -129,6 +129,10 @@ public final class KafkaAdmin: Sendable {
         watermarkQueriesInFlight.withLock { $0 -= 1 }
     }
 
+    /// How many watermark queries may run (or hang) at once: start at most this many at a time, or the rest fail
+    /// at once as "still waiting".
+    public var watermarkQueryCapacity: Int { maxWatermarkQueries }
+
     /// Watermark queries currently running or hung.
     public var watermarkQueriesRunning: Int { watermarkQueriesInFlight.withLock { $0 } }
 

@@ -368,6 +368,29 @@ struct LagMonitorTests {
         #expect(metrics(monitor).contains("flowmeter_consumergroup_lag_stale{group=\"graders\"} 0\n"))
     }
 
+    /// More partitions than the admin client runs watermark queries at once (8), each query a 40 ms round trip:
+    /// every partition is answered in the first cycle and the group is not stale.
+    @Test func manyPartitionsAreAllAnsweredInOneCycle() async throws {
+        let fixture = try LagFixture(topics: ["events": 40])
+        let partitions = (0..<40).map { TopicPartition("events", $0) }
+        for partition in partitions { try fixture.produce(partition, count: 3) { _ in nowMs() } }
+        let graders = try fixture.committer("graders")
+        defer { graders.close() }
+        try graders.commit(processed: Dictionary(uniqueKeysWithValues: partitions.map { ($0, 0) }))
+        let monitor = try fixture.monitor(
+            groups: [WatchedGroup(group: .name("graders"), topics: ["events"])],
+            assignment: Set(partitions)
+        )
+        defer { monitor.close() }
+        // Each query takes a round trip of 40 ms, so queries started together overlap.
+        try fixture.cluster.setBrokerRTT(1, milliseconds: 40)
+        await monitor.pollOnce()
+        let polled = monitor.samples.filter { $0.groupID == "graders" }
+        #expect(Set(polled.map { TopicPartition($0.topic, $0.partition) }) == Set(partitions))
+        #expect(polled.allSatisfy { $0.lagMessages == 2 })
+        #expect(metrics(monitor).contains("flowmeter_consumergroup_lag_stale{group=\"graders\"} 0"))
+    }
+
     @Test func replicasShardByTheirOwnAssignment() async throws {
         let fixture = try LagFixture(topics: ["events": 3])
         let partitions = (0..<3).map { TopicPartition("events", $0) }

@@ -406,8 +406,11 @@ public final class LagMonitor: Service, Sendable {
                 toQuery.append(partition)
             }
         }
+        // At most as many queries at a time as the admin client runs: started all at once, those beyond its capacity
+        // would fail at once ("still waiting") and leave their groups stale although the broker answers.
         let queried = await withTaskGroup(of: (TopicPartition, Result<Watermarks, KafkaError>).self) { tasks in
-            for partition in toQuery {
+            var pending = toQuery.makeIterator()
+            func start(_ partition: TopicPartition) {
                 tasks.addTask { [admin, requestTimeout] in
                     do throws(KafkaError) {
                         return (partition, .success(try await admin.watermarks(partition, timeout: requestTimeout)))
@@ -416,8 +419,15 @@ public final class LagMonitor: Service, Sendable {
                     }
                 }
             }
+            for _ in 0..<admin.watermarkQueryCapacity {
+                guard let partition = pending.next() else { break }
+                start(partition)
+            }
             var results: [TopicPartition: Result<Watermarks, KafkaError>] = [:]
-            for await (partition, result) in tasks { results[partition] = result }
+            for await (partition, result) in tasks {
+                results[partition] = result
+                if let next = pending.next() { start(next) }
+            }
             return results
         }
         results.merge(queried) { $1 }
