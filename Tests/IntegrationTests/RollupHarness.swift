@@ -17,6 +17,20 @@ struct LearnFlowStream {
     /// (`(index + 1) % partitions`): every request and its response are on different partitions, so replicas that
     /// split the partitions read them apart. Otherwise partitions follow the record keys.
     var partitions: Int32?
+    /// The index of the first request (its timestamp is `base`).
+    var firstIndex = 0
+    /// The time the requests are spread over.
+    var spanMs: Int64 = 180_000
+
+    /// Live-like records: requests `firstIndex..<firstIndex + requests`, stamped from now over `spanMs`, as traffic
+    /// that does not lag behind the wall clock (flow expiry never runs ahead of them).
+    init(live requests: Int, firstIndex: Int, spanMs: Int64, partitions: Int32? = nil) {
+        self.requests = requests
+        self.partitions = partitions
+        self.firstIndex = firstIndex
+        self.spanMs = spanMs
+        base = Int64(Date().timeIntervalSince1970 * 1000)
+    }
 
     /// - Parameter minutesAgo: where the stream starts, in whole minutes before now (0: the current minute, so
     ///   most of it lies ahead of the wall clock, like live traffic does not lag behind it).
@@ -27,8 +41,8 @@ struct LearnFlowStream {
         base = (now / 60_000 - minutesAgo) * 60_000
     }
 
-    var step: Int64 { max(1, 180_000 / Int64(requests)) }
-    func requestTime(_ index: Int) -> Int64 { base + Int64(index) * step }
+    var step: Int64 { max(1, spanMs / Int64(requests)) }
+    func requestTime(_ index: Int) -> Int64 { base + Int64(index - firstIndex) * step }
     func latency(_ index: Int) -> Int64 { 5 + Int64((index * 37) % 1900) }
     func requestType(_ index: Int) -> String {
         index % 2 == 0 ? "com.dapr.event.sent" : "io.learnflow.exercise.submitted"
