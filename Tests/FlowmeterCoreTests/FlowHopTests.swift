@@ -138,7 +138,7 @@ import Testing
         var engine = AnalysisEngine(analyzers: Self.analyzers, clock: .external)
         engine.takenFlowHops = TakenFlowHops(
             partitions: 4,
-            positions: [TakenFlowHops.Key(shard: shard, topic: "a", partition: 0): (offset: 10, index: 0)]
+            positions: [TakenFlowHops.Key(shard: shard, topic: "a", partition: 0): HopPosition(offset: 10, index: 0)]
         )
         engine.feed([request, response])
         #expect(engine.takenFlowEventsSkipped == 1)

@@ -26,6 +26,9 @@ public struct RepartitionMark: Sendable, Hashable {
     }
 
     public var key: Key { Key(shard: shard, source: source) }
+
+    /// The position of the last hop taken.
+    public var position: HopPosition { HopPosition(offset: offset, index: index) }
 }
 
 /// The offset of the next record to consume in one partition, stored with the rollups it accounts for.
@@ -740,7 +743,7 @@ struct RollupStatements {
         guard !marks.isEmpty else { return nil }
         var latest: [RepartitionMark.Key: RepartitionMark] = [:]
         for mark in marks {
-            if let known = latest[mark.key], (known.offset, known.index) >= (mark.offset, mark.index) { continue }
+            if let known = latest[mark.key], known.position >= mark.position { continue }
             latest[mark.key] = mark
         }
         let rows = latest.values.sorted { ($0.shard, $0.source) < ($1.shard, $1.source) }

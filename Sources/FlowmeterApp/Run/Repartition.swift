@@ -32,9 +32,9 @@ final class FlowRepartition {
     /// The flow source partitions this replica owns.
     private(set) var ownedSources: [TopicPartition] = []
     /// The last hop position taken per shard and source partition.
-    private var marks: [RepartitionMark.Key: (offset: Int64, index: UInt16)] = [:]
+    private var marks: [RepartitionMark.Key: HopPosition] = [:]
     /// Marks raised since the last successful flush.
-    private var changedMarks: [RepartitionMark.Key: (offset: Int64, index: UInt16)] = [:]
+    private var changedMarks: [RepartitionMark.Key: HopPosition] = [:]
     /// The latest progress marker per shard and source partition.
     private var progress: [Int32: [TopicPartition: Int64]] = [:]
     /// Where this replica started reading each owned source partition (its stored offset at assignment).
@@ -198,7 +198,7 @@ final class FlowRepartition {
     /// where it starts), so that the engine does not correlate those records a second time.
     func takenAhead() -> TakenFlowHops {
         guard !routing else { return TakenFlowHops() }
-        var positions: [TakenFlowHops.Key: (offset: Int64, index: UInt16)] = [:]
+        var positions: [TakenFlowHops.Key: HopPosition] = [:]
         for (key, mark) in marks {
             guard let start = sourceStarts[key.source], mark.offset >= start else { continue }
             positions[TakenFlowHops.Key(shard: key.shard, topic: key.source.topic, partition: key.source.partition)] =
@@ -232,8 +232,8 @@ final class FlowRepartition {
     func load(_ stored: [RepartitionMark]) {
         for mark in stored where ownedShards.contains(mark.shard) {
             let known = marks[mark.key]
-            if known == nil || (known!.offset, known!.index) < (mark.offset, mark.index) {
-                marks[mark.key] = (mark.offset, mark.index)
+            if known == nil || known! < mark.position {
+                marks[mark.key] = mark.position
             }
         }
     }
@@ -265,12 +265,12 @@ final class FlowRepartition {
                 return
             }
             let key = RepartitionMark.Key(shard: shard, source: source)
-            if let mark = marks[key], (hop.offset, hop.index) <= (mark.offset, mark.index) {
+            if let mark = marks[key], hop.position <= mark {
                 duplicates += 1
                 return
             }
-            marks[key] = (hop.offset, hop.index)
-            changedMarks[key] = (hop.offset, hop.index)
+            marks[key] = hop.position
+            changedMarks[key] = hop.position
             if engine.correlate(hop) {
                 received += 1
             } else {

@@ -48,6 +48,10 @@ public struct FlowHop: Sendable, Hashable, CustomStringConvertible {
         self.index = index
     }
 
+    /// The hop's position in its source partition: the order in which a shard takes the hops of one source
+    /// partition, and the de-duplication mark of replays.
+    public var position: HopPosition { HopPosition(offset: offset, index: index) }
+
     /// The shard (repartition-topic partition) of the hop: every hop of one flow and correlation key has the same.
     public func shard(partitions: Int32) -> Int32 {
         Self.shard(flow: flow, key: key, partitions: partitions)
@@ -74,6 +78,22 @@ public struct FlowHop: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A hop's position in its source partition: the source record's offset, then the hop's index among the hops of
+/// that record.
+public struct HopPosition: Sendable, Hashable, Comparable {
+    public var offset: Int64
+    public var index: UInt16
+
+    public init(offset: Int64, index: UInt16) {
+        self.offset = offset
+        self.index = index
+    }
+
+    public static func < (lhs: HopPosition, rhs: HopPosition) -> Bool {
+        (lhs.offset, lhs.index) < (rhs.offset, rhs.index)
+    }
+}
+
 /// Flow events already correlated through the repartition topic that a replica correlating in memory reads again:
 /// after a replica that routed them died before storing its source offsets, the shard owner may have correlated
 /// (and stored) their hops, while the records themselves are read again from the stored offsets. Per shard and
@@ -94,9 +114,9 @@ public struct TakenFlowHops: Sendable, Hashable {
 
     /// The repartition topic's partition count (the shard function's modulus).
     public var partitions: Int32
-    public var positions: [Key: (offset: Int64, index: UInt16)]
+    public var positions: [Key: HopPosition]
 
-    public init(partitions: Int32 = 1, positions: [Key: (offset: Int64, index: UInt16)] = [:]) {
+    public init(partitions: Int32 = 1, positions: [Key: HopPosition] = [:]) {
         self.partitions = partitions
         self.positions = positions
     }
@@ -116,19 +136,7 @@ public struct TakenFlowHops: Sendable, Hashable {
     {
         let shard = FlowHop.shard(flow: flow, key: key, partitions: partitions)
         guard let taken = positions[Key(shard: shard, topic: topic, partition: partition)] else { return false }
-        return (offset, index) <= (taken.offset, taken.index)
-    }
-
-    public static func == (lhs: TakenFlowHops, rhs: TakenFlowHops) -> Bool {
-        lhs.partitions == rhs.partitions && lhs.positions.count == rhs.positions.count
-            && lhs.positions.allSatisfy { key, value in
-                rhs.positions[key].map { $0.offset == value.offset && $0.index == value.index } ?? false
-            }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(partitions)
-        hasher.combine(positions.count)
+        return HopPosition(offset: offset, index: index) <= taken
     }
 }
 
