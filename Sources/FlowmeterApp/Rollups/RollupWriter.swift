@@ -816,10 +816,21 @@ struct SketchColumns {
 }
 
 /// PostgreSQL array literals for array parameters (sent as one text parameter each, cast in SQL).
+///
+/// Built as bytes in one buffer (a flush of a backlog sends arrays of 100,000 elements: building them from one small
+/// `String` per element was a sixth of the intake thread's time in a backfill).
 enum SQLArray {
     /// `{1,2,3}`.
     static func integers(_ values: [Int64]) -> String {
-        "{" + values.map(String.init).joined(separator: ",") + "}"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + values.count * 12)
+        bytes.append(UInt8(ascii: "{"))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            appendDecimal(value, to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `{1.5,2e-05}`; every finite `Double` reads back exactly (`float8` input is correctly rounded).
@@ -829,7 +840,20 @@ enum SQLArray {
 
     /// `{"a","b \"c\""}`: every element quoted, with `"` and `\` escaped.
     static func text(_ values: [String]) -> String {
-        "{" + values.map(quoted).joined(separator: ",") + "}"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + values.reduce(0) { $0 + $1.utf8.count + 3 })
+        bytes.append(UInt8(ascii: "{"))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func text(of value: Double) -> String {
@@ -838,12 +862,15 @@ enum SQLArray {
         return String(value)
     }
 
-    private static func quoted(_ value: String) -> String {
-        var result = "\""
-        for character in value.unicodeScalars {
-            if character == "\"" || character == "\\" { result.unicodeScalars.append("\\") }
-            result.unicodeScalars.append(character)
-        }
-        return result + "\""
+    /// Appends the decimal digits of `value` (with `-` when negative).
+    private static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        bytes[start...].reverse()
     }
 }

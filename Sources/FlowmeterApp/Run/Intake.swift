@@ -141,6 +141,11 @@ final class Intake: Service {
                 max(1, $0)
             }
             ?? 200_000
+        /// A flush starts before the interval is up once this many records are unflushed (half the pause bound): a
+        /// backlog or a backfill is written in steady chunks instead of filling the bound and waiting, paused, for the
+        /// interval. Not while a failed flush waits for its retry (`flushFailing`).
+        var flushSizeRecords: Int { max(1, maxUnflushedRecords / 2) }
+        var flushFailing = false
 
         /// Deltas and next offsets analyzed since the last successful flush.
         var pendingDelta = RollupDelta()
@@ -243,7 +248,9 @@ final class Intake: Service {
                     return (batch.count, now)
                 }
                 if sink != nil {
-                    if now >= nextFlushAtMs { _ = flush(now: now) }
+                    if now >= nextFlushAtMs || (!flushFailing && unflushedRecords >= flushSizeRecords) {
+                        _ = flush(now: now)
+                    }
                     applyBackPressure()
                 } else if now >= nextFlushAtMs {
                     sendProgress(now: now)
@@ -457,6 +464,7 @@ final class Intake: Service {
                     )
                     nextFlushAtMs = now + backoffMs
                     backoffMs = min(backoffMs * 2, 30_000)
+                    flushFailing = true
                     return false
                 case .failed(let count):
                     logger.warning(
@@ -486,6 +494,7 @@ final class Intake: Service {
                 repartition?.flushed()
                 unflushedRecords = 0
                 backoffMs = 1000
+                flushFailing = false
                 nextFlushAtMs = now + flushIntervalMs
                 if paused { setPaused(false) }
                 return true
@@ -501,6 +510,7 @@ final class Intake: Service {
                 )
                 nextFlushAtMs = now + backoffMs
                 backoffMs = min(backoffMs * 2, 30_000)
+                flushFailing = true
                 return false
             }
         }

@@ -17,7 +17,8 @@ struct EarlyResponse: Sendable, Hashable {
 /// Bounded buffer of early responses for all flows: the mirror of ``FlowCorrelator`` for responses that found no
 /// pending request.
 ///
-/// Responses wait in a per-flow, per-key FIFO; a request takes the oldest one within its flow's timeout of its own
+/// Responses wait in a per-flow, per-key FIFO (a chain linked through the entries, like the correlator's: no array per
+/// key to allocate, copy and shrink); a request takes the oldest one within its flow's timeout of its own
 /// event time (either side). Beyond `maxCount` responses the oldest (by insertion) is evicted. A response is dropped
 /// once the flow clock reaches its event time plus its flow's timeout (one deadline min-heap). Stale entries in the
 /// insertion queue and the heap are compacted once they exceed twice the live responses.
@@ -28,7 +29,7 @@ struct EarlyResponseBuffer: Sendable {
     let maxCount: Int
     let timeoutsMs: [Int64]
     private var live: [UInt64: EarlyEntry] = [:]
-    private var byKey: [[String: [UInt64]]]
+    private var byKey: [[String: EarlyChain]]
     private var order = RingQueue<UInt64>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
@@ -84,10 +85,11 @@ struct EarlyResponseBuffer: Sendable {
     /// `requestTimeMs` (strictly: `|response − request| < timeout`, the pairs in-order processing matches), other
     /// than the request record itself (`origin`).
     mutating func take(flow: Int, key: String, requestTimeMs: Int64, origin: RequestOrigin) -> EarlyResponse? {
-        guard let chain = byKey[flow][key] else { return nil }
+        var cursor = byKey[flow][key]?.head
         let timeout = timeoutsMs[flow]
-        for sequence in chain {
-            guard let entry = live[sequence], entry.response.origin != origin else { continue }
+        while let sequence = cursor, let entry = live[sequence] {
+            cursor = entry.next
+            guard entry.response.origin != origin else { continue }
             let (distance, overflow) = entry.response.timeMs.subtractingReportingOverflow(requestTimeMs)
             guard !overflow, distance < timeout, distance > -timeout else { continue }
             let response = remove(sequence: sequence)
@@ -147,8 +149,14 @@ struct EarlyResponseBuffer: Sendable {
     }
 
     private mutating func insert(_ response: EarlyResponse, persisted: Bool) {
-        live[response.sequence] = EarlyEntry(response: response, persisted: persisted)
-        byKey[response.flow][response.key, default: []].append(response.sequence)
+        let sequence = response.sequence
+        live[sequence] = EarlyEntry(response: response, persisted: persisted)
+        if let tail = byKey[response.flow][response.key]?.tail {
+            live[tail]?.next = sequence
+            byKey[response.flow][response.key]?.tail = sequence
+        } else {
+            byKey[response.flow][response.key] = EarlyChain(head: sequence, tail: sequence)
+        }
         order.append(response.sequence)
         deadlines.push(.init(deadlineMs: response.deadlineMs, sequence: response.sequence))
     }
@@ -163,9 +171,23 @@ struct EarlyResponseBuffer: Sendable {
         guard let entry = live.removeValue(forKey: sequence) else { return nil }
         let response = entry.response
         if entry.persisted { removedSinceTake.append((response.flow, response.origin)) }
-        if var chain = byKey[response.flow][response.key] {
-            chain.removeAll { $0 == sequence }
-            byKey[response.flow][response.key] = chain.isEmpty ? nil : chain
+        guard let chain = byKey[response.flow][response.key] else { return response }
+        if chain.head == sequence {
+            if let next = entry.next {
+                byKey[response.flow][response.key]?.head = next
+            } else {
+                byKey[response.flow][response.key] = nil
+            }
+            return response
+        }
+        var previous = chain.head
+        while let next = live[previous]?.next {
+            if next == sequence {
+                live[previous]?.next = entry.next
+                if chain.tail == sequence { byKey[response.flow][response.key]?.tail = previous }
+                break
+            }
+            previous = next
         }
         return response
     }
@@ -191,6 +213,14 @@ struct EarlyResponseBuffer: Sendable {
 private struct EarlyEntry: Sendable {
     var response: EarlyResponse
     var persisted: Bool
+    /// The next response buffered with the same flow and key.
+    var next: UInt64? = nil
+}
+
+/// The oldest and newest buffered response of one flow and key.
+private struct EarlyChain: Sendable {
+    var head: UInt64
+    var tail: UInt64
 }
 
 /// An early response's identity: its flow and where its record was read.
