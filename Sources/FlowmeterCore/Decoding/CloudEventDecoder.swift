@@ -8,11 +8,15 @@ public struct CloudEventDecoder: Sendable {
     /// The options in use.
     public let options: DecoderOptions
     private let dlqPatterns: [TopicGlobMatcher]
+    private let dlqTopics: TopicNameSet
+    private let outboxTopics: TopicNameSet
 
     /// Creates a decoder.
     public init(options: DecoderOptions = DecoderOptions()) {
         self.options = options
         self.dlqPatterns = options.dlqTopicGlobMatchers.map(TopicGlobMatcher.init)
+        self.dlqTopics = TopicNameSet(options.dlqTopics)
+        self.outboxTopics = TopicNameSet(options.outboxInternalTopics)
     }
 
     /// Decodes one record whose value is a byte array (a convenience over the zero-copy entry point).
@@ -92,11 +96,9 @@ public struct CloudEventDecoder: Sendable {
     func classify(topic: String) -> TopicClass {
         let plainTopic = stripNamespace(topic)
         let namespaced = plainTopic != topic
-        let dlqTopics = options.dlqTopics
         let listedDLQ =
             !dlqTopics.isEmpty && (dlqTopics.contains(topic) || (namespaced && dlqTopics.contains(plainTopic)))
         let dlq = listedDLQ || matchesDLQPattern(topic) || (namespaced && matchesDLQPattern(plainTopic))
-        let outboxTopics = options.outboxInternalTopics
         let outbox =
             !outboxTopics.isEmpty && (outboxTopics.contains(topic) || (namespaced && outboxTopics.contains(plainTopic)))
         return TopicClass(plainTopic: plainTopic, deadLetterTopic: dlq, outboxInternal: outbox)
@@ -123,6 +125,20 @@ public struct CloudEventDecoder: Sendable {
             parserClass: .raw,
             role: .normal
         )
+        fill(&event, topic: topic, topicClass: topicClass, headers: headers, keyBytes: keyBytes, value: value)
+        return event
+    }
+
+    /// The body of ``decode(topic:topicClass:partition:offset:timestampMs:timestampType:headers:keyBytes:value:)``:
+    /// it fills in an `inout` event (returning a local from many exits made the compiler copy the whole event).
+    private func fill(
+        _ event: inout DecodedEvent,
+        topic: String,
+        topicClass: TopicClass,
+        headers: [RecordHeader],
+        keyBytes: Int?,
+        value: UnsafeRawBufferPointer?
+    ) {
         event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
         if view.hasDuplicates() { event.flags.insert(.duplicateHeader) }
@@ -134,7 +150,7 @@ public struct CloudEventDecoder: Sendable {
             event.parserClass = .tombstone
             event.invalidReason = .tombstone
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
         event.valueBytes = value.count
         // Step 3: oversize.
@@ -148,14 +164,14 @@ public struct CloudEventDecoder: Sendable {
             let structured = contentType.map { hasASCIIPrefix($0, "application/cloudevents") } ?? false
             if !structured {
                 decodeBinary(&event, headers: view, value: value, oversize: oversize, plainTopic: plainTopic)
-                return event
+                return
             }
         }
 
         // Step 5: structured parse.
         guard let raw = value.baseAddress, value.count > 0 else {
             notJSON(&event, failure: JSONFailure(.unexpectedEnd, 0), rawPayload: rawPayload, headers: view)
-            return event
+            return
         }
         let base = raw.assumingMemoryBound(to: UInt8.self)
         var start = 0
@@ -176,7 +192,7 @@ public struct CloudEventDecoder: Sendable {
             )
         } catch {
             notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
-            return event
+            return
         }
         if members.duplicate { event.flags.insert(.duplicateMember) }
         guard kind == .object else {
@@ -186,7 +202,7 @@ public struct CloudEventDecoder: Sendable {
             event.invalidReason = .nonObjectJSON
             event.trace = headerTrace(view, flags: &event.flags)
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
         guard let specversionSpan = members[.specversion] else {
             event.parserClass = .raw
@@ -194,7 +210,7 @@ public struct CloudEventDecoder: Sendable {
             event.invalidReason = .missingSpecversion
             event.trace = headerTrace(view, flags: &event.flags)
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
 
         // Step 6: a CloudEvent.
@@ -245,7 +261,6 @@ public struct CloudEventDecoder: Sendable {
             if internalRecord && event.role == .normal { event.role = .outboxInternal }
         }
         finishCloudEvent(&event, plainTopic: plainTopic, headers: view)
-        return event
     }
 
     // MARK: - Steps
@@ -573,6 +588,44 @@ public struct CloudEventDecoder: Sendable {
         let trace = TraceContext.parse(text, source: source)
         if trace == nil { flags.insert(.badTraceparent) }
         return trace
+    }
+}
+
+/// A set of topic names for the per-record lookup of the public entry point.
+///
+/// Hashing the topic for `Set<String>.contains` cost more than the rest of the classification. When every name
+/// is ASCII and there are few, an ASCII topic is compared with them byte by byte instead: between ASCII strings
+/// `String`'s equality (canonical equivalence) is byte equality. Any other topic goes to the `Set` (a non-ASCII
+/// topic can equal an ASCII name, e.g. U+037E GREEK QUESTION MARK is canonically `;`).
+struct TopicNameSet: Sendable {
+    private let names: Set<String>
+    /// The UTF-8 of the names, or `nil` to always use `names`.
+    private let asciiNames: [[UInt8]]?
+
+    init(_ names: Set<String>) {
+        self.names = names
+        let bytes = names.map { Array($0.utf8) }
+        asciiNames = names.count <= 32 && bytes.allSatisfy { $0.allSatisfy { $0 < 0x80 } } ? bytes : nil
+    }
+
+    var isEmpty: Bool { names.isEmpty }
+
+    func contains(_ topic: String) -> Bool {
+        guard let asciiNames else { return names.contains(topic) }
+        let found = topic.utf8.withContiguousStorageIfAvailable { text -> Bool? in
+            var high: UInt8 = 0
+            for c in text { high |= c }
+            guard high < 0x80 else { return nil }
+            for name in asciiNames where name.count == text.count {
+                guard let start = text.baseAddress, !text.isEmpty else { return true }
+                if name.withUnsafeBufferPointer({ memoryEquals($0.baseAddress!, start, text.count) }) {
+                    return true
+                }
+            }
+            return false
+        }
+        guard let found, let found else { return names.contains(topic) }
+        return found
     }
 }
 
