@@ -181,18 +181,32 @@ public struct CloudEventDecoder: Sendable {
         }
         var members = AttributeCollector()
         let kind: JSONValueKind
-        do {
-            kind = try JSONDocument.scan(
+        if !oversize,
+            let fastKind = JSONDocument.scanFast(
                 base: base,
                 start: start,
                 end: value.count,
-                validate: !oversize,
                 maxDepth: options.maxNestingDepth,
                 sink: &members
             )
-        } catch {
-            notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
-            return
+        {
+            kind = fastKind
+        } else {
+            // Not valid, or not an object: the full scan gives the verdict and the error.
+            members = AttributeCollector()
+            do {
+                kind = try JSONDocument.scan(
+                    base: base,
+                    start: start,
+                    end: value.count,
+                    validate: !oversize,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &members
+                )
+            } catch {
+                notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
+                return
+            }
         }
         if members.duplicate { event.flags.insert(.duplicateMember) }
         guard kind == .object else {
