@@ -230,14 +230,14 @@ public struct CloudEventDecoder: Sendable {
         // Step 6: a CloudEvent.
         event.parserClass = .cloudEvent
         var fields = AttributeValues()
-        fields.specversion = attributeValue(specversionSpan, base)
+        fields.specversion = attributeValue(specversionSpan, base, reusing: "1.0")
         fields.id = attributeValue(members[.id], base)
         fields.source = attributeValue(members[.source], base)
         fields.type = attributeValue(members[.type], base, reusingCommon: true)
         fields.subject = attributeValue(members[.subject], base)
         fields.datacontenttype = attributeValue(members[.datacontenttype], base, reusingCommon: true)
         fields.topic = attributeValue(members[.topic], base, reusing: plainTopic)
-        fields.pubsubname = attributeValue(members[.pubsubname], base)
+        fields.pubsubname = attributeValue(members[.pubsubname], base, reusing: "pubsub")
         fields.time = timeValue(members[.time], base)
         fields.expiration = timeValue(members[.expiration], base)
         fields.apply(to: &event)
@@ -769,8 +769,9 @@ private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ sta
     } ?? candidate.utf8.elementsEqual(UnsafeBufferPointer(start: base + start, count: count))
 }
 
-/// Materializes a string attribute. Strings longer than the 15 bytes Swift stores inline are taken from
-/// `reusing` or the common values when the bytes are equal, saving an allocation.
+/// Materializes a string attribute. A string equal to `reusing` is that string, and one longer than the 15 bytes
+/// Swift stores inline is taken from the common values when the bytes are equal: that saves an allocation, or for
+/// short strings the UTF-8 validation of a new one.
 private func attributeValue(
     _ span: MemberSpan?,
     _ base: UnsafePointer<UInt8>,
@@ -781,9 +782,9 @@ private func attributeValue(
     switch span.kind {
     case .string:
         let count = span.contentEnd - span.contentStart
-        if !span.escaped && count > 15 {
+        if !span.escaped {
             if let candidate, bytesEqual(candidate, base, span.contentStart, count) { return .string(candidate) }
-            if reusingCommon {
+            if reusingCommon && count > 15 {
                 for common in commonAttributeValues where bytesEqual(common, base, span.contentStart, count) {
                     return .string(common)
                 }
