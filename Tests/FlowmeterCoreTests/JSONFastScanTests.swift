@@ -77,3 +77,34 @@ private struct RecordingSink: TopLevelMemberSink {
         }
     }
 }
+
+/// The collector's word-compare of envelope names against ``Attribute/match(_:_:_:)``.
+@Suite struct AttributeCollectorTests {
+    @Test func envelopeNamesAndNearMissesLandInTheSameSlots() {
+        var names = Attribute.allCases.map { Array("\($0.name)".utf8) }
+        for attribute in Attribute.allCases {
+            let name = Array("\(attribute.name)".utf8)
+            for i in name.indices {
+                for byte: UInt8 in [0x00, 0x20, 0x41, 0x5F, 0x61, 0x7A, 0x80, 0xFF, name[i] ^ 1, name[i] ^ 0x20] {
+                    var near = name
+                    near[i] = byte
+                    names.append(near)
+                }
+            }
+            names.append(name + [0x73])
+            names.append(Array(name.dropLast()))
+        }
+        for name in names {
+            name.withUnsafeBufferPointer { key in
+                var collector = AttributeCollector()
+                let span = MemberSpan(valueStart: 0, valueEnd: 1, kind: .null, escaped: false)
+                collector.member(keyStart: 0, keyEnd: key.count, keyEscaped: false, value: span, base: key.baseAddress!)
+                let expected = Attribute.match(key.baseAddress!, 0, key.count)
+                for attribute in Attribute.allCases {
+                    #expect((collector[attribute] != nil) == (attribute == expected), "\(name) \(attribute)")
+                }
+                #expect(collector.unknownCount == (expected == nil ? 1 : 0), "\(name)")
+            }
+        }
+    }
+}
