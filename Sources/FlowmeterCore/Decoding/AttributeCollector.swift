@@ -166,7 +166,82 @@ struct AttributeCollector: TopLevelMemberSink {
         }
     }
 
+    /// Stores `value` in the slot of the envelope member whose raw name is the `count` bytes at `key`, in one
+    /// switch on the length and the name's bytes read as little-endian words (the constants spell the names).
+    /// - Returns: `false` if the name is not an envelope member's.
+    @inline(__always) private mutating func store(_ value: MemberSpan, key: UnsafePointer<UInt8>, count: Int) -> Bool {
+        let p = UnsafeRawPointer(key)
+        @inline(__always) func word32(_ offset: Int) -> UInt32 {
+            UInt32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        }
+        @inline(__always) func word64(_ offset: Int) -> UInt64 {
+            UInt64(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        let repeated: Bool
+        switch count {
+        case 2:
+            guard key[0] == 0x69 && key[1] == 0x64 else { return false }  // "id"
+            repeated = Self.replace(&id, with: value)
+        case 4:
+            switch word32(0) {
+            case 0x6174_6164: repeated = Self.replace(&data, with: value)  // "data"
+            case 0x656D_6974: repeated = Self.replace(&time, with: value)  // "time"
+            case 0x6570_7974: repeated = Self.replace(&type, with: value)  // "type"
+            default: return false
+            }
+        case 5:
+            guard word32(0) == 0x6970_6F74 && key[4] == 0x63 else { return false }  // "topi" "c"
+            repeated = Self.replace(&topic, with: value)
+        case 6:
+            guard word32(0) == 0x7275_6F73 && key[4] == 0x63 && key[5] == 0x65 else { return false }  // "sour" "ce"
+            repeated = Self.replace(&source, with: value)
+        case 7:
+            switch (word32(0), word32(3)) {
+            case (0x6A62_7573, 0x7463_656A): repeated = Self.replace(&subject, with: value)  // "subj" "ject"
+            case (0x6361_7274, 0x6469_6563): repeated = Self.replace(&traceid, with: value)  // "trac" "ceid"
+            default: return false
+            }
+        case 10:
+            switch (word64(0), word64(2)) {
+            // "expirati" "piration"
+            case (0x6974_6172_6970_7865, 0x6E6F_6974_6172_6970): repeated = Self.replace(&expiration, with: value)
+            // "pubsubna" "bsubname"
+            case (0x616E_6275_7362_7570, 0x656D_616E_6275_7362): repeated = Self.replace(&pubsubname, with: value)
+            // "tracesta" "acestate"
+            case (0x6174_7365_6361_7274, 0x6574_6174_7365_6361): repeated = Self.replace(&tracestate, with: value)
+            default: return false
+            }
+        case 11:
+            switch (word64(0), word64(3)) {
+            // "data_bas" "a_base64"
+            case (0x7361_625F_6174_6164, 0x3436_6573_6162_5F61): repeated = Self.replace(&dataBase64, with: value)
+            // "specvers" "cversion"
+            case (0x7372_6576_6365_7073, 0x6E6F_6973_7265_7663): repeated = Self.replace(&specversion, with: value)
+            // "tracepar" "ceparent"
+            case (0x7261_7065_6361_7274, 0x746E_6572_6170_6563): repeated = Self.replace(&traceparent, with: value)
+            default: return false
+            }
+        case 15:
+            // "datacont" "ntenttype" (bytes 0-7 and 7-14)
+            guard word64(0) == 0x746E_6F63_6174_6164 && word64(7) == 0x6570_7974_746E_6574 else { return false }
+            repeated = Self.replace(&datacontenttype, with: value)
+        default:
+            return false
+        }
+        if repeated { duplicate = true }
+        return true
+    }
+
+    /// Stores `value` in `slot` (last wins).
+    /// - Returns: Whether the slot held a value (a repeated member).
+    @inline(__always) private static func replace(_ slot: inout MemberSpan?, with value: MemberSpan) -> Bool {
+        let repeated = slot != nil
+        slot = value
+        return repeated
+    }
+
     mutating func member(keyStart: Int, keyEnd: Int, keyEscaped: Bool, value: MemberSpan, base: UnsafePointer<UInt8>) {
+        if !keyEscaped && store(value, key: base + keyStart, count: keyEnd - keyStart) { return }
         let attribute: Attribute?
         if keyEscaped {
             let key = JSONString.unescapedBytes(base, keyStart, keyEnd)

@@ -8,11 +8,15 @@ public struct CloudEventDecoder: Sendable {
     /// The options in use.
     public let options: DecoderOptions
     private let dlqPatterns: [TopicGlobMatcher]
+    private let dlqTopics: TopicNameSet
+    private let outboxTopics: TopicNameSet
 
     /// Creates a decoder.
     public init(options: DecoderOptions = DecoderOptions()) {
         self.options = options
         self.dlqPatterns = options.dlqTopicGlobMatchers.map(TopicGlobMatcher.init)
+        self.dlqTopics = TopicNameSet(options.dlqTopics)
+        self.outboxTopics = TopicNameSet(options.outboxInternalTopics)
     }
 
     /// Decodes one record whose value is a byte array (a convenience over the zero-copy entry point).
@@ -92,11 +96,9 @@ public struct CloudEventDecoder: Sendable {
     func classify(topic: String) -> TopicClass {
         let plainTopic = stripNamespace(topic)
         let namespaced = plainTopic != topic
-        let dlqTopics = options.dlqTopics
         let listedDLQ =
             !dlqTopics.isEmpty && (dlqTopics.contains(topic) || (namespaced && dlqTopics.contains(plainTopic)))
         let dlq = listedDLQ || matchesDLQPattern(topic) || (namespaced && matchesDLQPattern(plainTopic))
-        let outboxTopics = options.outboxInternalTopics
         let outbox =
             !outboxTopics.isEmpty && (outboxTopics.contains(topic) || (namespaced && outboxTopics.contains(plainTopic)))
         return TopicClass(plainTopic: plainTopic, deadLetterTopic: dlq, outboxInternal: outbox)
@@ -123,6 +125,20 @@ public struct CloudEventDecoder: Sendable {
             parserClass: .raw,
             role: .normal
         )
+        fill(&event, topic: topic, topicClass: topicClass, headers: headers, keyBytes: keyBytes, value: value)
+        return event
+    }
+
+    /// The body of ``decode(topic:topicClass:partition:offset:timestampMs:timestampType:headers:keyBytes:value:)``:
+    /// it fills in an `inout` event (returning a local from many exits made the compiler copy the whole event).
+    private func fill(
+        _ event: inout DecodedEvent,
+        topic: String,
+        topicClass: TopicClass,
+        headers: [RecordHeader],
+        keyBytes: Int?,
+        value: UnsafeRawBufferPointer?
+    ) {
         event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
         if view.hasDuplicates() { event.flags.insert(.duplicateHeader) }
@@ -134,7 +150,7 @@ public struct CloudEventDecoder: Sendable {
             event.parserClass = .tombstone
             event.invalidReason = .tombstone
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
         event.valueBytes = value.count
         // Step 3: oversize.
@@ -148,14 +164,14 @@ public struct CloudEventDecoder: Sendable {
             let structured = contentType.map { hasASCIIPrefix($0, "application/cloudevents") } ?? false
             if !structured {
                 decodeBinary(&event, headers: view, value: value, oversize: oversize, plainTopic: plainTopic)
-                return event
+                return
             }
         }
 
         // Step 5: structured parse.
         guard let raw = value.baseAddress, value.count > 0 else {
             notJSON(&event, failure: JSONFailure(.unexpectedEnd, 0), rawPayload: rawPayload, headers: view)
-            return event
+            return
         }
         let base = raw.assumingMemoryBound(to: UInt8.self)
         var start = 0
@@ -165,18 +181,32 @@ public struct CloudEventDecoder: Sendable {
         }
         var members = AttributeCollector()
         let kind: JSONValueKind
-        do {
-            kind = try JSONDocument.scan(
+        if !oversize,
+            let fastKind = JSONDocument.scanFast(
                 base: base,
                 start: start,
                 end: value.count,
-                validate: !oversize,
                 maxDepth: options.maxNestingDepth,
                 sink: &members
             )
-        } catch {
-            notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
-            return event
+        {
+            kind = fastKind
+        } else {
+            // Not valid, or not an object: the full scan gives the verdict and the error.
+            members = AttributeCollector()
+            do {
+                kind = try JSONDocument.scan(
+                    base: base,
+                    start: start,
+                    end: value.count,
+                    validate: !oversize,
+                    maxDepth: options.maxNestingDepth,
+                    sink: &members
+                )
+            } catch {
+                notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
+                return
+            }
         }
         if members.duplicate { event.flags.insert(.duplicateMember) }
         guard kind == .object else {
@@ -186,7 +216,7 @@ public struct CloudEventDecoder: Sendable {
             event.invalidReason = .nonObjectJSON
             event.trace = headerTrace(view, flags: &event.flags)
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
         guard let specversionSpan = members[.specversion] else {
             event.parserClass = .raw
@@ -194,20 +224,20 @@ public struct CloudEventDecoder: Sendable {
             event.invalidReason = .missingSpecversion
             event.trace = headerTrace(view, flags: &event.flags)
             finishDLQ(&event, headers: view)
-            return event
+            return
         }
 
         // Step 6: a CloudEvent.
         event.parserClass = .cloudEvent
         var fields = AttributeValues()
-        fields.specversion = attributeValue(specversionSpan, base)
+        fields.specversion = attributeValue(specversionSpan, base, reusing: "1.0")
         fields.id = attributeValue(members[.id], base)
         fields.source = attributeValue(members[.source], base)
         fields.type = attributeValue(members[.type], base, reusingCommon: true)
         fields.subject = attributeValue(members[.subject], base)
         fields.datacontenttype = attributeValue(members[.datacontenttype], base, reusingCommon: true)
         fields.topic = attributeValue(members[.topic], base, reusing: plainTopic)
-        fields.pubsubname = attributeValue(members[.pubsubname], base)
+        fields.pubsubname = attributeValue(members[.pubsubname], base, reusing: "pubsub")
         fields.time = timeValue(members[.time], base)
         fields.expiration = timeValue(members[.expiration], base)
         fields.apply(to: &event)
@@ -245,7 +275,6 @@ public struct CloudEventDecoder: Sendable {
             if internalRecord && event.role == .normal { event.role = .outboxInternal }
         }
         finishCloudEvent(&event, plainTopic: plainTopic, headers: view)
-        return event
     }
 
     // MARK: - Steps
@@ -576,6 +605,44 @@ public struct CloudEventDecoder: Sendable {
     }
 }
 
+/// A set of topic names for the per-record lookup of the public entry point.
+///
+/// Hashing the topic for `Set<String>.contains` cost more than the rest of the classification. When every name
+/// is ASCII and there are few, an ASCII topic is compared with them byte by byte instead: between ASCII strings
+/// `String`'s equality (canonical equivalence) is byte equality. Any other topic goes to the `Set` (a non-ASCII
+/// topic can equal an ASCII name, e.g. U+037E GREEK QUESTION MARK is canonically `;`).
+struct TopicNameSet: Sendable {
+    private let names: Set<String>
+    /// The UTF-8 of the names, or `nil` to always use `names`.
+    private let asciiNames: [[UInt8]]?
+
+    init(_ names: Set<String>) {
+        self.names = names
+        let bytes = names.map { Array($0.utf8) }
+        asciiNames = names.count <= 32 && bytes.allSatisfy { $0.allSatisfy { $0 < 0x80 } } ? bytes : nil
+    }
+
+    var isEmpty: Bool { names.isEmpty }
+
+    func contains(_ topic: String) -> Bool {
+        guard let asciiNames else { return names.contains(topic) }
+        let found = topic.utf8.withContiguousStorageIfAvailable { text -> Bool? in
+            var high: UInt8 = 0
+            for c in text { high |= c }
+            guard high < 0x80 else { return nil }
+            for name in asciiNames where name.count == text.count {
+                guard let start = text.baseAddress, !text.isEmpty else { return true }
+                if name.withUnsafeBufferPointer({ memoryEquals($0.baseAddress!, start, text.count) }) {
+                    return true
+                }
+            }
+            return false
+        }
+        guard let found, let found else { return names.contains(topic) }
+        return found
+    }
+}
+
 // MARK: - Attribute values
 
 /// What the topic name alone says about its records' role (WIRE-FORMAT.md §10 step 0).
@@ -702,8 +769,9 @@ private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ sta
     } ?? candidate.utf8.elementsEqual(UnsafeBufferPointer(start: base + start, count: count))
 }
 
-/// Materializes a string attribute. Strings longer than the 15 bytes Swift stores inline are taken from
-/// `reusing` or the common values when the bytes are equal, saving an allocation.
+/// Materializes a string attribute. A string equal to `reusing` is that string, and one longer than the 15 bytes
+/// Swift stores inline is taken from the common values when the bytes are equal: that saves an allocation, or for
+/// short strings the UTF-8 validation of a new one.
 private func attributeValue(
     _ span: MemberSpan?,
     _ base: UnsafePointer<UInt8>,
@@ -714,9 +782,9 @@ private func attributeValue(
     switch span.kind {
     case .string:
         let count = span.contentEnd - span.contentStart
-        if !span.escaped && count > 15 {
+        if !span.escaped {
             if let candidate, bytesEqual(candidate, base, span.contentStart, count) { return .string(candidate) }
-            if reusingCommon {
+            if reusingCommon && count > 15 {
                 for common in commonAttributeValues where bytesEqual(common, base, span.contentStart, count) {
                     return .string(common)
                 }

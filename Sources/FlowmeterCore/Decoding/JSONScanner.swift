@@ -662,3 +662,203 @@ enum JSONString {
         return String(decoding: unescapedBytes(base, start, end), as: UTF8.self)
     }
 }
+
+// MARK: - Fast validation
+
+extension JSONCursor {
+    /// The byte at `pos` after skipping whitespace, or 0 at the end of the buffer (0 never starts a token, so the
+    /// fast scan rejects it like any other unexpected byte).
+    @inline(__always) mutating func nextByte() -> UInt8 {
+        guard pos < end else { return 0 }
+        let c = base[pos]
+        if c > 0x20 { return c }
+        skipWhitespace()
+        return pos < end ? base[pos] : 0
+    }
+
+    /// Scans a string starting at the opening quote at `pos`, like ``scanString()``.
+    /// - Returns: Whether it is valid; `escaped` tells whether it contained a backslash escape.
+    @inline(__always) mutating func fastString(_ escaped: inout Bool) -> Bool {
+        var p = pos + 1
+        while p + 8 <= end {
+            let special = Self.specialBytes(UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self))
+            if special == 0 {
+                p += 8
+                continue
+            }
+            p += special.trailingZeroBitCount &>> 3
+            if base[p] == ASCII.quote {
+                pos = p + 1
+                escaped = false
+                return true
+            }
+            break
+        }
+        return fastStringSlowly(&escaped)
+    }
+
+    @inline(never) mutating func fastStringSlowly(_ escaped: inout Bool) -> Bool {
+        do {
+            try scanStringSlowly()
+        } catch {
+            return false
+        }
+        escaped = lastStringEscaped
+        return true
+    }
+
+    /// Scans `true`, `false` or `null` at `pos`, whose first byte is `c`.
+    @inline(__always) mutating func fastLiteral(_ c: UInt8) -> JSONValueKind? {
+        let text: StaticString
+        let kind: JSONValueKind
+        switch c {
+        case 0x74:
+            text = "true"
+            kind = .bool
+        case 0x66:
+            text = "false"
+            kind = .bool
+        default:
+            text = "null"
+            kind = .null
+        }
+        let count = text.utf8CodeUnitCount
+        guard pos + count <= end, memoryEquals(text.utf8Start, base + pos, count) else { return nil }
+        pos += count
+        return kind
+    }
+
+    /// Validates one value at `pos` whose first byte is `c`, in a container at nesting depth `depth`.
+    /// - Returns: Its kind, or `nil` if it is not valid. For strings, `escaped` tells whether it had an escape.
+    @inline(__always) mutating func fastValue(_ c: UInt8, depth: Int, escaped: inout Bool) -> JSONValueKind? {
+        switch c {
+        case ASCII.quote:
+            return fastString(&escaped) ? .string : nil
+        case ASCII.openBrace, ASCII.openBracket:
+            return fastContainer(depth: depth) ? (c == ASCII.openBrace ? .object : .array) : nil
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            do {
+                try scanNumber()
+            } catch {
+                return nil
+            }
+            return .number
+        case 0x74, 0x66, 0x6E:
+            return fastLiteral(c)
+        default:
+            return nil
+        }
+    }
+
+    /// Validates the container at `pos` (iteratively, like `scanContainer`), without error details.
+    @inline(never) mutating func fastContainer(depth outerDepth: Int) -> Bool {
+        var stack = ContainerStack()
+        guard outerDepth + 1 <= maxDepth else { return false }
+        var isObject = base[pos] == ASCII.openBrace
+        stack.push(isObject: isObject)
+        pos += 1
+        var c = nextByte()
+        var escaped = false
+        if c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) {
+            pos += 1
+            return true
+        }
+        next: while true {
+            // At the first byte of a member (object) or an element (array).
+            if isObject {
+                guard c == ASCII.quote, fastString(&escaped), nextByte() == ASCII.colon else { return false }
+                pos += 1
+                c = nextByte()
+            }
+            switch c {
+            case ASCII.quote:
+                guard fastString(&escaped) else { return false }
+            case ASCII.openBrace, ASCII.openBracket:
+                guard outerDepth + stack.count + 1 <= maxDepth else { return false }
+                isObject = c == ASCII.openBrace
+                stack.push(isObject: isObject)
+                pos += 1
+                c = nextByte()
+                if c != (isObject ? ASCII.closeBrace : ASCII.closeBracket) { continue next }
+                pos += 1
+                stack.pop()
+                isObject = stack.topIsObject
+            case ASCII.minus, ASCII.zero...ASCII.nine:
+                do {
+                    try scanNumber()
+                } catch {
+                    return false
+                }
+            case 0x74, 0x66, 0x6E:
+                guard fastLiteral(c) != nil else { return false }
+            default:
+                return false
+            }
+            // After a value.
+            while true {
+                c = nextByte()
+                if c == ASCII.comma {
+                    pos += 1
+                    c = nextByte()
+                    continue next
+                }
+                guard c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) else { return false }
+                pos += 1
+                stack.pop()
+                if stack.count == 0 { return true }
+                isObject = stack.topIsObject
+            }
+        }
+    }
+}
+
+extension JSONDocument {
+    /// ``scan(base:start:end:validate:maxDepth:sink:)`` in validating mode for the common case, an object document,
+    /// with no error details.
+    ///
+    /// - Returns: The kind of the top-level value (`.object`) if the document is valid; `nil` if it is not valid or
+    ///   not an object. Then `sink` may have received members, and the caller runs the full scan on a fresh sink
+    ///   for the verdict (and the error): on valid documents both scans report the same members.
+    static func scanFast(
+        base: UnsafePointer<UInt8>,
+        start: Int,
+        end: Int,
+        maxDepth: Int,
+        sink: inout some TopLevelMemberSink
+    ) -> JSONValueKind? {
+        var cursor = JSONCursor(base: base, start: start, end: end, validate: true, maxDepth: maxDepth)
+        guard maxDepth >= 1, cursor.nextByte() == ASCII.openBrace else { return nil }
+        cursor.pos += 1
+        var c = cursor.nextByte()
+        if c == ASCII.closeBrace {
+            cursor.pos += 1
+        } else {
+            while true {
+                guard c == ASCII.quote else { return nil }
+                let keyStart = cursor.pos + 1
+                var keyEscaped = false
+                guard cursor.fastString(&keyEscaped) else { return nil }
+                let keyEnd = cursor.pos - 1
+                guard cursor.nextByte() == ASCII.colon else { return nil }
+                cursor.pos += 1
+                c = cursor.nextByte()
+                let valueStart = cursor.pos
+                var escaped = false
+                guard let kind = cursor.fastValue(c, depth: 1, escaped: &escaped) else { return nil }
+                let span = MemberSpan(valueStart: valueStart, valueEnd: cursor.pos, kind: kind, escaped: escaped)
+                sink.member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: span, base: base)
+                c = cursor.nextByte()
+                if c == ASCII.comma {
+                    cursor.pos += 1
+                    c = cursor.nextByte()
+                    continue
+                }
+                guard c == ASCII.closeBrace else { return nil }
+                cursor.pos += 1
+                break
+            }
+        }
+        cursor.skipWhitespace()
+        return cursor.pos == end ? .object : nil
+    }
+}

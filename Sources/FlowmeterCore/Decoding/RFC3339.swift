@@ -45,6 +45,7 @@ public enum RFC3339 {
     public static func parse(bytes: UnsafeBufferPointer<UInt8>) -> ParsedTimestamp? {
         guard let p = bytes.baseAddress else { return nil }
         let n = bytes.count
+        if n == 20, let instant = parseWholeSecondsUTC(p) { return instant }
         var i = 0
         var lenient = false
 
@@ -77,7 +78,7 @@ public enum RFC3339 {
         default: return nil
         }
         guard let hour = digits(2), expect(ASCII.colon), let minute = digits(2), expect(ASCII.colon),
-            var second = digits(2)
+            let second = digits(2)
         else { return nil }
         var fraction: Int64 = 0
         var fractionDigits = 0
@@ -113,7 +114,68 @@ public enum RFC3339 {
         default: return nil
         }
         guard i == n else { return nil }
+        return instant(
+            year: year,
+            month: month,
+            day: day,
+            hour: hour,
+            minute: minute,
+            second: second,
+            fraction: fraction,
+            fractionDigits: fractionDigits,
+            offsetSeconds: offsetSeconds,
+            lenient: lenient
+        )
+    }
 
+    /// The fast path for the layout Dapr writes, `YYYY-MM-DDThh:mm:ssZ` (exactly 20 bytes).
+    /// - Returns: `nil` if the text is not in that layout or not a valid instant; ``parse(bytes:)`` then decides.
+    @inline(__always) private static func parseWholeSecondsUTC(_ p: UnsafePointer<UInt8>) -> ParsedTimestamp? {
+        guard p[4] == ASCII.minus, p[7] == ASCII.minus, p[10] == 0x54, p[13] == ASCII.colon, p[16] == ASCII.colon,
+            p[19] == 0x5A
+        else { return nil }
+        var invalid = false
+        @inline(__always) func digit(_ k: Int) -> Int {
+            let v = p[k] &- ASCII.zero
+            invalid = invalid || v > 9
+            return Int(v)
+        }
+        let year = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3)
+        let month = digit(5) * 10 + digit(6)
+        let day = digit(8) * 10 + digit(9)
+        let hour = digit(11) * 10 + digit(12)
+        let minute = digit(14) * 10 + digit(15)
+        let second = digit(17) * 10 + digit(18)
+        guard !invalid else { return nil }
+        return instant(
+            year: year,
+            month: month,
+            day: day,
+            hour: hour,
+            minute: minute,
+            second: second,
+            fraction: 0,
+            fractionDigits: 0,
+            offsetSeconds: 0,
+            lenient: false
+        )
+    }
+
+    /// Validates the fields of a timestamp and converts them to an instant.
+    @inline(__always) private static func instant(
+        year: Int,
+        month: Int,
+        day: Int,
+        hour: Int,
+        minute: Int,
+        second: Int,
+        fraction: Int64,
+        fractionDigits: Int,
+        offsetSeconds: Int,
+        lenient: Bool
+    ) -> ParsedTimestamp? {
+        var second = second
+        var fraction = fraction
         guard month >= 1 && month <= 12, day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
         guard hour <= 23, minute <= 59, second <= 60 else { return nil }
         var leap = false

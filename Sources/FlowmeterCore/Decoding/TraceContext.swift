@@ -91,8 +91,8 @@ public struct TraceContext: Sendable, Hashable {
         } else if bytes.count > 55 {
             guard p[55] == ASCII.minus else { return nil }
         }
-        guard let high = lowerHexValue(p + 3, 16), let low = lowerHexValue(p + 19, 16),
-            let parent = lowerHexValue(p + 36, 16), let flags = lowerHexValue(p + 53, 2),
+        guard let high = lowerHex16(p + 3), let low = lowerHex16(p + 19),
+            let parent = lowerHex16(p + 36), let flags = lowerHexValue(p + 53, 2),
             high | low != 0, parent != 0
         else { return nil }
         return TraceContext(
@@ -126,6 +126,30 @@ private let lowerHexNibbles: [UInt8] = (0...255).map { c in
         }
         return invalid & 0xF0 == 0 ? value : nil
     }
+}
+
+/// The value of the 16 lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
+@inline(__always) private func lowerHex16(_ p: UnsafePointer<UInt8>) -> UInt64? {
+    guard let high = lowerHex8(p), let low = lowerHex8(p + 8) else { return nil }
+    return high << 32 | low
+}
+
+/// The value of the 8 lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit; 8 bytes at a time
+/// (SWAR), the first digit being the lowest byte of the little-endian word.
+@inline(__always) private func lowerHex8(_ p: UnsafePointer<UInt8>) -> UInt64? {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highs: UInt64 = 0x8080_8080_8080_8080
+    let word = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+    guard word & highs == 0 else { return nil }
+    // With every byte below 0x80, adding 0x80 - c sets a byte's high bit iff the byte is >= c (no carries).
+    let digits = (word &+ ones &* (0x80 - 0x30)) & ~(word &+ ones &* (0x80 - 0x3A)) & highs
+    let letters = (word &+ ones &* (0x80 - 0x61)) & ~(word &+ ones &* (0x80 - 0x67)) & highs
+    guard digits | letters == highs else { return nil }
+    let nibbles = (word & (ones &* 0x0F)) &+ (letters >> 7) &* 9
+    // Pack the nibbles, first digit most significant: bytes to 16-bit lanes, lanes to 32-bit lanes, then one value.
+    let bytes = ((nibbles << 4) & 0x00F0_00F0_00F0_00F0) | ((nibbles >> 8) & 0x000F_000F_000F_000F)
+    let halves = ((bytes << 8) & 0x0000_FF00_0000_FF00) | ((bytes >> 16) & 0x0000_00FF_0000_00FF)
+    return (halves & 0xFFFF) << 16 | (halves >> 32) & 0xFFFF
 }
 
 /// The 16 lowercase hex digits of `value`.

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+@testable import FlowmeterCore
+
+/// The fast paths of the trace and time parsers against every byte at every position.
+@Suite struct DecoderFastPathTests {
+    @Test func traceparentAcceptsExactlyLowercaseHexAtEveryPosition() throws {
+        let valid = Array("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".utf8)
+        let reference = try #require(TraceContext.parse(String(decoding: valid, as: UTF8.self), source: .headerTraceid))
+        #expect(reference.traceID == "0af7651916cd43dd8448eb211c80319c")
+        #expect(reference.parentID == "b7ad6b7169203331")
+        let hexPositions = Array(3..<35) + Array(36..<52)
+        for position in hexPositions {
+            for byte in 0...255 {
+                var text = valid
+                text[position] = UInt8(byte)
+                let parsed = text.withUnsafeBufferPointer { TraceContext.parse(bytes: $0, source: .headerTraceid) }
+                let isLowerHex = (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)
+                #expect((parsed != nil) == isLowerHex, "byte \(byte) at \(position)")
+                if let parsed {
+                    let expected = String(decoding: text[3..<35], as: UTF8.self)
+                    #expect(parsed.traceID == expected || expected.allSatisfy { $0 == "0" })
+                    #expect(parsed.parentID == String(decoding: text[36..<52], as: UTF8.self))
+                }
+            }
+        }
+    }
+
+    @Test func wholeSecondTimesMatchTheGeneralParser() {
+        let texts = [
+            "2025-11-03T09:12:04Z", "2024-02-29T23:59:60Z", "2023-02-29T00:00:00Z", "2025-13-01T00:00:00Z",
+            "2025-00-01T00:00:00Z", "2025-01-00T00:00:00Z", "2025-01-31T24:00:00Z", "2025-01-31T23:60:00Z",
+            "2025-01-31T23:59:61Z", "1677-01-01T00:00:00Z", "2262-12-31T00:00:00Z", "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z", "2025-11-03t09:12:04Z", "2025-11-03T09:12:04z", "2025-11-03 09:12:04Z",
+        ]
+        for text in texts {
+            let fast = RFC3339.parse(text)
+            // The same instant spelled with a fraction takes the general path.
+            let general = RFC3339.parse(text.replacingOccurrences(of: "Z", with: ".0Z"))
+            #expect(fast?.epochNanoseconds == general?.epochNanoseconds, "\(text)")
+            #expect(fast?.leapSecond == general?.leapSecond, "\(text)")
+        }
+        let valid = Array("2025-11-03T09:12:04Z".utf8)
+        for position in 0..<valid.count {
+            for byte in 0...255 {
+                var text = valid
+                text[position] = UInt8(byte)
+                let fast = text.withUnsafeBufferPointer { RFC3339.parse(bytes: $0) }
+                var longer = text
+                longer.insert(contentsOf: Array(".0".utf8), at: 19)
+                let general = longer.withUnsafeBufferPointer { RFC3339.parse(bytes: $0) }
+                #expect(fast?.epochNanoseconds == general?.epochNanoseconds, "byte \(byte) at \(position)")
+                #expect(fast?.lenient == general?.lenient, "byte \(byte) at \(position)")
+            }
+        }
+    }
+}
