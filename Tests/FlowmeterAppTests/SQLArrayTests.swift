@@ -1,6 +1,7 @@
-@testable import FlowmeterApp
 import Postgres
 import Testing
+
+@testable import FlowmeterApp
 
 /// The array literals the rollup writer sends, read back by a real PostgreSQL.
 @Suite(.serialized)
@@ -21,7 +22,8 @@ struct SQLArrayTests {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 { integers.append(Int64.random(in: .min ... .max, using: &generator)) }
         let texts = [
-            "", "plain", "NULL", "with space", "comma,brace{}", #"quote""#, #"back\slash"#, #"\""#, "ü→😀", "tab\tnew\nline",
+            "", "plain", "NULL", "with space", "comma,brace{}", #"quote""#, #"back\slash"#, #"\""#, "ü→😀",
+            "tab\tnew\nline",
         ]
         try RollupsTestDatabase.withFreshDatabase { url in
             let connection = try PQConnection.connect(url: url, logger: RollupsTestDatabase.logger)

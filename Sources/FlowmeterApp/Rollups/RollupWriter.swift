@@ -161,6 +161,7 @@ public final class RollupWriter: Sendable {
         pending: PendingFlowChanges = .empty,
         marks: [RepartitionMark] = []
     ) throws(PQError) -> RollupWriteCounts {
+        let started = ContinuousClock.now
         var statements = RollupStatements(delta: delta, nextOffsets: nextOffsets, pending: pending, group: group)
         statements.marks = RollupStatements.marks(marks, group: group)
         let counts = try runTransaction(connection) { transaction throws(PQError) in
@@ -192,7 +193,19 @@ public final class RollupWriter: Sendable {
             if let marks = statements.marks { try transaction.execute(marks.sql, marks.params) }
             return counts
         }
-        logger.debug("Wrote rollups", metadata: [RollupLogKeys.rows: "\(counts.total)"])
+        logger.debug(
+            "Wrote rollups",
+            metadata: [
+                RollupLogKeys.rows: "\(counts.total)",
+                "rollup.duration": "\(ContinuousClock.now - started)",
+                "rollup.rows_by_table": """
+                events=\(counts.events) flows=\(counts.flows) dead_letters=\(counts.deadLetters) \
+                invalid=\(counts.invalid) offsets=\(counts.offsets) pending_added=\(counts.pendingAdded) \
+                pending_removed=\(counts.pendingRemoved) early_added=\(counts.earlyAdded) \
+                early_removed=\(counts.earlyRemoved)
+                """,
+            ]
+        )
         return counts
     }
 

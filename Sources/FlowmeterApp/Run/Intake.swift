@@ -135,17 +135,21 @@ final class Intake: Service {
         var consumer: KafkaConsumer!
         let flushIntervalMs: Int64
         /// At most this many analyzed records wait for PostgreSQL before intake pauses
-        /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 200,000).
+        /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 1,000,000). A flush of a backlog costs about the same whatever
+        /// its size (it mostly rewrites the pending-flow set), so larger flushes mean less work in all.
         let maxUnflushedRecords =
             ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map {
                 max(1, $0)
             }
-            ?? 200_000
+            ?? 1_000_000
         /// A flush starts before the interval is up once this many records are unflushed (half the pause bound): a
         /// backlog or a backfill is written in steady chunks instead of filling the bound and waiting, paused, for the
         /// interval. Not while a failed flush waits for its retry (`flushFailing`).
         var flushSizeRecords: Int { max(1, maxUnflushedRecords / 2) }
         var flushFailing = false
+        /// The flush the flush thread is writing while intake goes on analyzing (at most one).
+        var inFlight: FlushInFlight?
+        let flusher = Flusher()
 
         /// Deltas and next offsets analyzed since the last successful flush.
         var pendingDelta = RollupDelta()
@@ -248,8 +252,10 @@ final class Intake: Service {
                     return (batch.count, now)
                 }
                 if sink != nil {
-                    if now >= nextFlushAtMs || (!flushFailing && unflushedRecords >= flushSizeRecords) {
-                        _ = flush(now: now)
+                    if inFlight != nil, let result = flusher.take() { finishInFlight(result, now: now) }
+                    let unsent = unflushedRecords - (inFlight?.records ?? 0)
+                    if now >= nextFlushAtMs || (!flushFailing && unsent >= flushSizeRecords) {
+                        startFlush(now: now)
                     }
                     applyBackPressure()
                 } else if now >= nextFlushAtMs {
@@ -437,11 +443,28 @@ final class Intake: Service {
 
         // MARK: Flushing
 
-        /// Writes everything unflushed and the next offsets in one transaction, then commits to Kafka.
+        /// Writes everything unflushed and the next offsets in one transaction, then commits to Kafka, waiting for
+        /// it (and for a flush already in flight first).
         /// - Returns: whether PostgreSQL has everything now.
         @discardableResult
         func flush(now: Int64) -> Bool {
+            guard sink != nil else { return true }
+            waitForInFlight()
+            guard startFlush(now: now) else { return false }
+            guard inFlight != nil else { return true }
+            waitForInFlight()
+            return !flushFailing
+        }
+
+        /// Starts a flush on the flush thread: what is unflushed now (rollups, next offsets, pending-flow changes,
+        /// repartition marks) is handed over in one transaction, and intake goes on analyzing into fresh deltas
+        /// meanwhile. Hops written since the last flush are acknowledged by Kafka first, here, so that they always
+        /// leave before their source offsets are stored. The result is taken by ``finishInFlight(_:now:)``.
+        /// - Returns: `false` if the flush could not start (it is retried after the backoff).
+        @discardableResult
+        func startFlush(now: Int64) -> Bool {
             guard let sink else { return true }
+            guard inFlight == nil else { return true }
             sendProgress(now: now)
             let (delta, changes) = intake.shared.engine.withLock { ($0.takeRollupDelta(), $0.takePendingChanges()) }
             pendingDelta.merge(delta)
@@ -451,7 +474,6 @@ final class Intake: Service {
                 nextFlushAtMs = now + flushIntervalMs
                 return true
             }
-            // Hops leave with their source offsets: acknowledged by Kafka before the offsets are stored.
             if let repartition, repartition.hopsSinceFlush > 0 {
                 switch repartition.deliver(timeout: .seconds(10)) {
                 case .delivered:
@@ -476,43 +498,85 @@ final class Intake: Service {
                     return false
                 }
             }
-            let started = ContinuousClock.now
-            do {
-                let writer = try sink.ready()
-                let offsets = pendingNext.map {
-                    PartitionOffset(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value)
-                }
-                let counts = try writer.write(pendingDelta, nextOffsets: offsets, pending: pendingFlows, marks: marks)
-                let elapsed = ContinuousClock.now - started
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
-                // Kafka's commit follows PostgreSQL's, for visibility (Flowmeter's own lag) only.
-                commitToKafka(pendingNext.mapValues { $0 - 1 })
-                pendingDelta = RollupDelta()
-                pendingNext = [:]
-                pendingFlows = .empty
-                repartition?.flushed()
-                unflushedRecords = 0
-                backoffMs = 1000
-                flushFailing = false
-                nextFlushAtMs = now + flushIntervalMs
-                if paused { setPaused(false) }
-                return true
+            let writer: RollupWriter
+            do throws(PQError) {
+                writer = try sink.ready()
             } catch {
-                sink.reset()
-                intake.flushMetrics.failed("\(error)")
-                logger.warning(
-                    "Rollup flush failed; retrying",
-                    metadata: [
-                        "postgres.error": "\(error)", "retry.in_ms": "\(backoffMs)",
-                        "rollup.unflushed_records": "\(unflushedRecords)",
-                    ]
-                )
-                nextFlushAtMs = now + backoffMs
-                backoffMs = min(backoffMs * 2, 30_000)
-                flushFailing = true
+                flushFailed(error, now: now)
                 return false
             }
+            let job = FlushInFlight(
+                delta: pendingDelta,
+                next: pendingNext,
+                flows: pendingFlows,
+                marks: marks,
+                records: unflushedRecords,
+                started: .now
+            )
+            pendingDelta = RollupDelta()
+            pendingNext = [:]
+            pendingFlows = .empty
+            // The marks and the acknowledged hops belong to the job now (put back if it fails).
+            repartition?.flushed()
+            inFlight = job
+            nextFlushAtMs = now + flushIntervalMs
+            let offsets = job.next.map {
+                PartitionOffset(topic: $0.key.topic, partition: $0.key.partition, nextOffset: $0.value)
+            }
+            flusher.start { () throws(PQError) in
+                try writer.write(job.delta, nextOffsets: offsets, pending: job.flows, marks: job.marks)
+            }
+            return true
+        }
+
+        /// Blocks until the flush thread is done with the in-flight flush (if any) and takes its result: before
+        /// anything else uses the connection, and before unflushed work is flushed or dropped here.
+        func waitForInFlight() {
+            guard inFlight != nil else { return }
+            finishInFlight(flusher.wait(), now: Intake.nowMs())
+        }
+
+        /// Takes the in-flight flush's result: on success its offsets are committed and its records leave the
+        /// unflushed count; on failure its work goes back in front of what was analyzed since, for the next flush.
+        func finishInFlight(_ result: Result<RollupWriteCounts, PQError>, now: Int64) {
+            guard let job = inFlight else { return }
+            inFlight = nil
+            switch result {
+            case .success(let counts):
+                let elapsed = ContinuousClock.now - job.started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
+                commitToKafka(job.next.mapValues { $0 - 1 })
+                unflushedRecords -= job.records
+                backoffMs = 1000
+                flushFailing = false
+                if paused, unflushedRecords < maxUnflushedRecords { setPaused(false) }
+            case .failure(let error):
+                var delta = job.delta
+                delta.merge(pendingDelta)
+                pendingDelta = delta
+                pendingNext = job.next.merging(pendingNext) { _, later in later }
+                var flows = job.flows
+                flows.absorb(pendingFlows)
+                pendingFlows = flows
+                repartition?.requeue(job.marks)
+                flushFailed(error, now: now)
+            }
+        }
+
+        func flushFailed(_ error: PQError, now: Int64) {
+            sink?.reset()
+            intake.flushMetrics.failed("\(error)")
+            logger.warning(
+                "Rollup flush failed; retrying",
+                metadata: [
+                    "postgres.error": "\(error)", "retry.in_ms": "\(backoffMs)",
+                    "rollup.unflushed_records": "\(unflushedRecords)",
+                ]
+            )
+            nextFlushAtMs = now + backoffMs
+            backoffMs = min(backoffMs * 2, 30_000)
+            flushFailing = true
         }
 
         /// Never hold more than a bounded amount of unflushed data: pause fetching until a flush succeeds.
@@ -591,6 +655,7 @@ final class Intake: Service {
                 return Intake.startOffsets(for: partitions, at: date, consumer: consumer, logger: logger)
             }
             if needsResync { return [:] }
+            waitForInFlight()
             do {
                 let writer = try sink.ready()
                 try restorePendingIfNeeded(writer)
@@ -706,6 +771,7 @@ final class Intake: Service {
         }
 
         func dropUnflushed() {
+            waitForInFlight()
             pendingRestored = false
             pendingFlows = .empty
             pendingDelta = RollupDelta()
@@ -733,6 +799,7 @@ final class Intake: Service {
                 resyncPaused = true
             }
             guard now >= nextResyncAtMs else { return }
+            waitForInFlight()
             do {
                 let writer = try sink.ready()
                 try restorePendingIfNeeded(writer)
@@ -925,5 +992,59 @@ extension PendingFlowChanges {
         earlyAdded += later.earlyAdded
         earlyRemoved += later.earlyRemoved.filter { !earlyAddedKeys.contains($0) }
         flowClockMs = Swift.max(flowClockMs, later.flowClockMs)
+    }
+}
+
+/// A flush handed to the flush thread: what it writes, and how many analyzed records it covers.
+struct FlushInFlight: Sendable {
+    var delta: RollupDelta
+    var next: [TopicPartition: Int64]
+    var flows: PendingFlowChanges
+    var marks: [RepartitionMark]
+    var records: Int
+    var started: ContinuousClock.Instant
+}
+
+/// The flush thread: runs one rollup write at a time for the intake thread, which takes the result when it is
+/// ready (``take()``) or waits for it (``wait()``).
+final class Flusher: @unchecked Sendable {
+    // @unchecked: `result` is guarded by `condition`.
+    private let queue = DispatchQueue(label: "flowmeter.flush")
+    private let condition = NSCondition()
+    private var result: Result<RollupWriteCounts, PQError>?
+
+    /// Runs `write` on the flush thread.
+    func start(_ write: @escaping @Sendable () throws(PQError) -> RollupWriteCounts) {
+        queue.async { [self] in
+            let outcome: Result<RollupWriteCounts, PQError>
+            do throws(PQError) {
+                outcome = .success(try write())
+            } catch {
+                outcome = .failure(error)
+            }
+            condition.lock()
+            result = outcome
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// The finished write's result, once (nil while it runs).
+    func take() -> Result<RollupWriteCounts, PQError>? {
+        condition.lock()
+        defer { condition.unlock() }
+        let outcome = result
+        result = nil
+        return outcome
+    }
+
+    /// Waits for the started write and takes its result.
+    func wait() -> Result<RollupWriteCounts, PQError> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        let outcome = result!
+        result = nil
+        return outcome
     }
 }

@@ -364,10 +364,18 @@ final class FlowRepartition {
         return .delivered
     }
 
-    /// After a successful flush: the marks and hops are stored and acknowledged.
+    /// When a flush takes the changed marks and the acknowledged hops (``requeue(_:)`` puts the marks back if it
+    /// fails).
     func flushed() {
         changedMarks = [:]
         hopsSinceFlush = 0
+    }
+
+    /// Puts back the marks of a flush that failed (unless a later hop of the same shard and source moved past them).
+    func requeue(_ failed: [RepartitionMark]) {
+        for mark in failed where changedMarks[mark.key].map({ $0 < mark.position }) ?? true {
+            changedMarks[mark.key] = mark.position
+        }
     }
 
     /// Replaces the producer after a hop was refused (an idempotent producer that lost a record is unusable).
