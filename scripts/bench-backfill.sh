@@ -15,7 +15,9 @@
 # (sum(events) of flowmeter.event_counts_1m) equals N. Both pay the mock broker's 3 s first-join delay. Prints every
 # run (seconds, records/s), the medians and the median ratio (kcat seconds / flowmeter seconds: >= 1.0 means
 # Flowmeter is at least as fast). Uses the release build in .build-perf (built unless --skip-build), or the binary
-# named by FLOWMETER_BIN.
+# named by FLOWMETER_BIN. With FLOWMETER_BASELINE_BIN (another flowmeter binary, e.g. of an older commit), every run
+# also times that binary the same way (fresh group and database, its event total checked), so that the two binaries
+# and kcat are compared within one run of the script.
 set -euo pipefail
 
 RECORDS=1000000
@@ -117,14 +119,16 @@ echo "   kcat -G -e read all $n records (check run, untimed)"
 fm_times=()
 kc_times=()
 ratios=()
+bl_times=()
+bl_ratios=()
 run_flowmeter() {
-    local k="$1" db="bench_$1"
+    local k="$1" binary="${2:-$FLOWMETER}" db="bench_${1//-/_}"
     "$PSQL" "$ADMIN_URL" -qAtc "CREATE DATABASE $db" >/dev/null
     local url="${URL%/*}/$db"
     local t0 t1 events
     t0=$(now)
-    "$FLOWMETER" backfill --until-end --from earliest --brokers "$BOOTSTRAP" --postgres "$url" \
-        --group "fm-bench-$k" >"$WORK/fm-$k.out" 2>"$WORK/fm-$k.err"
+    /usr/bin/time -f 'peak RSS %M KiB' -o "$WORK/fm-$k.rss" "$binary" backfill --until-end --from earliest \
+        --brokers "$BOOTSTRAP" --postgres "$url" --group "fm-bench-$k" >"$WORK/fm-$k.out" 2>"$WORK/fm-$k.err"
     t1=$(now)
     events=$("$PSQL" "$url" -qAtc "SELECT coalesce(sum(events), 0) FROM flowmeter.event_counts_1m")
     FM_SECONDS=$(echo "$t1 - $t0" | bc)
@@ -133,6 +137,7 @@ run_flowmeter() {
         FM_SECONDS=""
     fi
     FM_SUMMARY="$(grep -h 'backfill complete' "$WORK/fm-$k.out" "$WORK/fm-$k.err" | tail -n 1 || true)"
+    FM_SUMMARY="${FM_SUMMARY#*backfill complete: }; $(cat "$WORK/fm-$k.rss")"
 }
 run_kcat() {
     local k="$1" t0 t1
@@ -142,18 +147,29 @@ run_kcat() {
     KC_SECONDS=$(echo "$t1 - $t0" | bc)
 }
 
-echo "== $RUNS alternating runs ($RECORDS records each)"
+BASELINE="${FLOWMETER_BASELINE_BIN:-}"
+[[ -z "$BASELINE" || -x "$BASELINE" ]] || { echo "bench-backfill: $BASELINE missing" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "bench-backfill: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+echo "== $RUNS alternating runs ($RECORDS records each)${BASELINE:+; baseline binary $BASELINE}"
 printf '%-4s %-10s %10s %12s   %s\n' run reader seconds records/s note
 for k in $(seq 1 "$RUNS"); do
-    if ((k % 2)); then order=(flowmeter kcat); else order=(kcat flowmeter); fi
-    fm="" kc=""
+    if ((k % 2)); then order=(flowmeter kcat baseline); else order=(baseline kcat flowmeter); fi
+    fm="" kc="" bl=""
     for reader in "${order[@]}"; do
-        if [[ "$reader" == flowmeter ]]; then
+        if [[ "$reader" == baseline ]]; then
+            [[ -n "$BASELINE" ]] || continue
+            run_flowmeter "$k-baseline" "$BASELINE"
+            bl="$FM_SECONDS"
+            if [[ -n "$bl" ]]; then
+                printf '%-4s %-10s %10.2f %12.0f   %s\n' "$k" baseline "$bl" "$(echo "$RECORDS / $bl" | bc -l)" \
+                    "$FM_SUMMARY"
+            fi
+        elif [[ "$reader" == flowmeter ]]; then
             run_flowmeter "$k"
             fm="$FM_SECONDS"
             if [[ -n "$fm" ]]; then
                 printf '%-4s %-10s %10.2f %12.0f   %s\n' "$k" flowmeter "$fm" "$(echo "$RECORDS / $fm" | bc -l)" \
-                    "${FM_SUMMARY#*backfill complete: }"
+                    "$FM_SUMMARY"
             fi
         else
             run_kcat "$k"
@@ -165,6 +181,10 @@ for k in $(seq 1 "$RUNS"); do
         fm_times+=("$fm")
         kc_times+=("$kc")
         ratios+=("$(echo "$kc / $fm" | bc -l)")
+    fi
+    if [[ -n "$bl" ]]; then
+        bl_times+=("$bl")
+        bl_ratios+=("$(echo "$kc / $bl" | bc -l)")
     fi
 done
 
@@ -180,3 +200,9 @@ printf 'kcat -G:            median %.2f s (%s), %.0f records/s\n' "$kc_median" "
     "$(echo "$RECORDS / $kc_median" | bc -l)"
 printf 'ratio kcat seconds / flowmeter seconds: median of per-run ratios %.2f (%s)\n' "$(median "${ratios[@]}")" \
     "$(spread "${ratios[@]}")"
+if ((${#bl_times[@]} > 0)); then
+    printf 'baseline backfill:  median %.2f s (%s), %.0f records/s\n' "$(median "${bl_times[@]}")" \
+        "$(spread "${bl_times[@]}")" "$(echo "$RECORDS / $(median "${bl_times[@]}")" | bc -l)"
+    printf 'ratio kcat seconds / baseline seconds: median of per-run ratios %.2f (%s)\n' "$(median "${bl_ratios[@]}")" \
+        "$(spread "${bl_ratios[@]}")"
+fi
