@@ -19,6 +19,9 @@ public final class KafkaRecordReader: Sendable {
     private let logger: Logger
     private let state = Mutex(false)
     private let reading = NSLock()
+    /// Topics the reader has asked about: a handle per topic, kept until ``close()``, and those whose metadata
+    /// (partition leaders) it has received.
+    private let topics = Mutex(KnownTopics())
 
     /// The generated group id, never joined nor committed to.
     public let groupID: String
@@ -95,6 +98,9 @@ public final class KafkaRecordReader: Sendable {
     /// partition's `end`, read with **one** assignment of all the partitions (each from its lowest position), so
     /// the broker answers them in shared fetch requests instead of one assign-fetch-unassign round per position.
     ///
+    /// The first time a topic is read, its metadata is requested before the assignment (see
+    /// `describeNewTopics`), so that the first fetch does not wait for librdkafka's topic scan.
+    ///
     /// - Parameters:
     ///   - requests: per partition, the positions to resolve and the end offset polled with them.
     ///   - timeout: how long to wait, for all of them together.
@@ -119,6 +125,8 @@ public final class KafkaRecordReader: Sendable {
         guard !open.isEmpty else { return reads }
         reading.lock()
         defer { reading.unlock() }
+        let deadline = ContinuousClock.now + timeout
+        describeNewTopics(Set(open.keys.map(\.topic)), timeout: timeout)
         let list = makePartitionList(open.map { ($0.key, $0.value[0]) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_assign(handle.pointer, list)
@@ -126,7 +134,6 @@ public final class KafkaRecordReader: Sendable {
             throw .rdKafka(err, context: "assign \(open.count) partitions")
         }
         defer { _ = rd_kafka_assign(handle.pointer, nil) }
-        let deadline = ContinuousClock.now + timeout
         while !open.isEmpty, ContinuousClock.now < deadline {
             let left = deadline - ContinuousClock.now
             guard let message = rd_kafka_consumer_poll(handle.pointer, min(left, .milliseconds(100)).milliseconds)
@@ -169,6 +176,66 @@ public final class KafkaRecordReader: Sendable {
         return reads
     }
 
+    /// Requests the metadata of the topics among `names` the reader has no metadata for yet (one request per topic,
+    /// bounded together by `timeout`) before they are assigned.
+    ///
+    /// librdkafka 2.0.2 does not ask for the metadata of a topic that is first seen in an assignment: it waits for
+    /// its topic scan, which runs once a second, so the first read of a topic stood still for up to 1 s (debug log
+    /// of a lag cycle: the assignment at 58.413, "Topic lag.t00 metadata information unknown", "Requesting metadata
+    /// for 1/1 topics: refresh unavailable topics" at 59.405, the fetch right after). With the leaders known the
+    /// partitions go to their brokers as they are assigned. The topic handles are kept, so librdkafka keeps the
+    /// topics' metadata current (its periodic refresh of known topics) for later reads.
+    ///
+    /// Each request names its topic: a request for all locally known topics would let the broker create a missing
+    /// one once the others are cached (librdkafka then sets AllowAutoTopicCreation), while one that names a topic
+    /// follows `allow.auto.create.topics`, off for a consumer. A failure here is only logged: the read then goes on
+    /// as before and the topic scan finds the leaders.
+    private func describeNewTopics(_ names: Set<String>, timeout: Duration) {
+        let fresh = topics.withLock { known in
+            var fresh: [(String, SendableHandle)] = []
+            for name in names.subtracting(known.described).sorted() {
+                if let existing = known.handles[name] {
+                    fresh.append((name, existing))
+                } else if let rkt = rd_kafka_topic_new(handle.pointer, name, nil) {
+                    known.handles[name] = SendableHandle(pointer: rkt)
+                    fresh.append((name, SendableHandle(pointer: rkt)))
+                }
+            }
+            return fresh
+        }
+        guard !fresh.isEmpty else { return }
+        let deadline = ContinuousClock.now + timeout
+        var described: Set<String> = []
+        var failed: [String: KafkaError] = [:]
+        for (name, rkt) in fresh {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle.pointer, 0, rkt.pointer, &metadata, left.milliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                failed[name] = .rdKafka(err, context: "metadata of \(name)")
+                continue
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            for index in 0..<Int(metadata.pointee.topic_cnt) {
+                let entry = metadata.pointee.topics[index]
+                guard String(cString: entry.topic) == name else { continue }
+                if entry.err == RD_KAFKA_RESP_ERR_NO_ERROR, entry.partition_cnt > 0 {
+                    described.insert(name)
+                } else {
+                    failed[name] = .rdKafka(entry.err, context: "metadata of \(name)")
+                }
+            }
+        }
+        topics.withLock { $0.described.formUnion(described) }
+        if !failed.isEmpty {
+            logger.debug(
+                "No topic metadata before reading; librdkafka's topic scan will look for the leaders",
+                metadata: ["kafka.errors": "\(failed.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })"]
+            )
+        }
+    }
+
     /// Releases the client. Idempotent.
     public func close() {
         let wasClosed = state.withLock { closed in
@@ -179,6 +246,11 @@ public final class KafkaRecordReader: Sendable {
         reading.lock()
         defer { reading.unlock() }
         _ = rd_kafka_consumer_close(handle.pointer)
+        let handles = topics.withLock { known in
+            defer { known.handles = [:] }
+            return Array(known.handles.values)
+        }
+        for rkt in handles { rd_kafka_topic_destroy(rkt.pointer) }
         pump.stop()
         rd_kafka_destroy(handle.pointer)
     }
@@ -186,6 +258,14 @@ public final class KafkaRecordReader: Sendable {
     private func checkOpen() throws(KafkaError) {
         if state.withLock({ $0 }) { throw KafkaError(code: .closed, reason: "the record reader is closed") }
     }
+}
+
+/// The topics a ``KafkaRecordReader`` has asked about.
+private struct KnownTopics: Sendable {
+    /// A handle per topic (keeps the topic known to librdkafka, which refreshes its metadata).
+    var handles: [String: SendableHandle] = [:]
+    /// Topics whose metadata arrived (partition count and leaders).
+    var described: Set<String> = []
 }
 
 /// The positions to resolve on one partition, for ``KafkaRecordReader/timestamps(_:timeout:)``.

@@ -98,6 +98,51 @@ struct KafkaRecordReaderTests {
         #expect(reads.found[p2]?[0] == .some(nil))
     }
 
+    @Test func readsATopicCreatedAfterItsFirstReadInABatch() async throws {
+        // The reader asks for the metadata of a topic it has not read before, before assigning it: a topic created
+        // after its first read is read, in one batch with the topic it knows, at the right positions, twice. (Whether
+        // a missing topic gets created cannot be tested here: the 2.0.2 mock creates any topic a metadata request
+        // names, librdkafka's own requests included.)
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("lessons", partitions: 1)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let base: Int64 = 1_700_000_000_000
+        try produce(producer, [ProducerMessage(topic: "lessons", partition: 0, value: bytes("0"), timestampMs: base)])
+        let reader = try KafkaRecordReader(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { reader.close() }
+        let lessons = TopicPartition("lessons", 0)
+        #expect(try reader.timestamp(of: lessons, atOrAfter: 0, before: 1, timeout: .seconds(10))?.offset == 0)
+
+        try cluster.createTopic("exams", partitions: 2)
+        try produce(
+            producer,
+            (0..<3).map {
+                ProducerMessage(topic: "exams", partition: 1, value: bytes("\($0)"), timestampMs: base + Int64($0))
+            }
+        )
+        let exams = TopicPartition("exams", 1)
+        for _ in 0..<2 {
+            let reads = try reader.timestamps(
+                [
+                    lessons: RecordPositions(positions: [0], end: 1),
+                    exams: RecordPositions(positions: [1], end: 3),
+                ],
+                timeout: .seconds(3)
+            )
+            #expect(reads.found[lessons]?[0] == .some(FirstRecord(offset: 0, timestampMs: base)))
+            #expect(reads.found[exams]?[1] == .some(FirstRecord(offset: 1, timestampMs: base + 1)))
+        }
+        #expect(try producer.partitionCounts()["exams"] == 2)
+    }
+
     @Test func reachingTheEndBeforeTheGivenEndIsNotARecord() async throws {
         // On a real broker a position followed only by transaction markers fetches to the end without a data
         // record; the reader then sees end-of-partition before `end`. The same path, without markers: the
