@@ -55,7 +55,6 @@ struct FingerprintWindow: Sendable {
             }
         }
         if ring.count < capacity {
-            if slots.isEmpty { allocate() }
             // Keep the index at most 4/5 full (the ring never holds more than `capacity`).
             if (ring.count + 1) * 5 > slots.count * 4 { grow() }
             // Doubling, but never past the window: a full window holds exactly `capacity` fingerprints.
@@ -102,21 +101,6 @@ struct FingerprintWindow: Sendable {
             }
         }
         slots[hole] = 0
-    }
-
-    /// The largest window whose ring and index are allocated whole at the first insert (the default window,
-    /// 100,000, is: a 512 KiB index and an 800 KiB ring whose pages become resident as it fills). Growing them by
-    /// doubling instead left the heap holding every smaller copy: a full window cost 2.85 MB of RSS instead of 1.3.
-    /// Larger windows start at this size and grow.
-    static let wholeAllocationLimit = 131_072
-
-    private mutating func allocate() {
-        let initial = Swift.min(capacity, Self.wholeAllocationLimit)
-        var size = 16
-        while initial * 5 > size * 4 { size *= 2 }
-        slots = [UInt32](repeating: 0, count: size)
-        shift = 64 - size.trailingZeroBitCount
-        ring.reserveCapacity(initial)
     }
 
     private mutating func grow() {
