@@ -3,9 +3,32 @@ import Testing
 @testable import FlowmeterCore
 
 @Suite struct FlowCorrelatorTests {
+    @Test func correlationKeysAreEqualExactlyWhenTheirTextsAre() {
+        var generator = SystemRandomNumberGenerator()
+        var texts = [
+            "", "k", "4bf92f3577b34da6a3ce929d0e0e4736", "00000000000000000000000000000001",
+            "4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e47360",
+            "4bf92f3577b34da6a3ce929d0e0e473g", "4bf92f3577b34da6-3ce929d0e0e4736", "ü4bf92f3577b34da6a3ce929d0e0e47",
+        ]
+        for _ in 0..<200 {
+            let high = UInt64.random(in: 0 ... .max, using: &generator)
+            let low = UInt64.random(in: 0 ... .max, using: &generator)
+            let key = CorrelationKey(traceHigh: high, traceLow: low)
+            let spelled = String(high, radix: 16).leftPadded(16) + String(low, radix: 16).leftPadded(16)
+            #expect(key.text == spelled)
+            #expect(CorrelationKey(spelled) == key)
+            #expect(CorrelationKey(spelled).hashValue == key.hashValue)
+            texts.append(spelled)
+        }
+        for text in texts { #expect(CorrelationKey(text).text == text) }
+        for a in texts {
+            for b in texts.prefix(12) { #expect((CorrelationKey(a) == CorrelationKey(b)) == (a == b), "\(a) \(b)") }
+        }
+    }
+
     @Test func responsesTakeTheOldestRequestWithTheirKey() {
         var correlator = FlowCorrelator(timeoutsMs: [1_000], maxPending: 10)
-        for (key, time) in [("k", 1), ("j", 2), ("k", 3)] as [(String, Int64)] {
+        for (key, time) in [("k", 1), ("j", 2), ("k", 3)] as [(CorrelationKey, Int64)] {
             correlator.addRequest(flow: 0, key: key, timeMs: time) { _ in Issue.record("no eviction expected") }
         }
         #expect(correlator.takeRequest(flow: 0, key: "k")?.timeMs == 1)
@@ -39,7 +62,7 @@ import Testing
         var clock: Int64 = 0
         for _ in 0..<20_000 {
             let flow = Int.random(in: 0..<2, using: &generator)
-            let key = "k\(Int.random(in: 0..<6, using: &generator))"
+            let key: CorrelationKey = "k\(Int.random(in: 0..<6, using: &generator))"
             switch Int.random(in: 0..<3, using: &generator) {
             case 0:
                 let time = clock + Int64.random(in: -20...20, using: &generator)
@@ -101,9 +124,9 @@ import Testing
         correlator.addRequest(flow: 1, key: "fast", timeMs: 50) { _ in }
         correlator.addRequest(flow: 1, key: "early", timeMs: 5) { _ in }
         var expired: [String] = []
-        correlator.expire(clockMs: 59) { expired.append($0.key) }
+        correlator.expire(clockMs: 59) { expired.append($0.key.text) }
         #expect(expired == ["early"])
-        correlator.expire(clockMs: 100) { expired.append($0.key) }
+        correlator.expire(clockMs: 100) { expired.append($0.key.text) }
         #expect(expired == ["early", "fast", "slow"])
         #expect(correlator.pendingCount == 0)
         #expect(correlator.keyCount == 0)
@@ -132,4 +155,8 @@ import Testing
         #expect(correlator.keyCount == 100)
         #expect(correlator.bookkeepingEntries <= 2 * (2 * 100 + 64) + 2)
     }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -362,7 +362,7 @@ public struct AnalysisEngine: Sendable {
     private func hop(
         _ flow: Int,
         _ role: FlowHop.Role,
-        _ key: String,
+        _ key: CorrelationKey,
         _ timeMs: Int64,
         _ origin: RequestOrigin,
         _ index: inout UInt16
@@ -371,7 +371,7 @@ public struct AnalysisEngine: Sendable {
         return FlowHop(
             flow: flows[flow].name,
             role: role,
-            key: key,
+            key: key.text,
             timeMs: timeMs,
             topic: origin.topic,
             partition: origin.partition,
@@ -382,12 +382,17 @@ public struct AnalysisEngine: Sendable {
 
     /// Whether a flow event read in memory was already correlated through the repartition topic (and counts the
     /// skip); advances the record's hop index either way.
-    private mutating func isTaken(_ flow: Int, _ key: String, _ origin: RequestOrigin, _ index: inout UInt16) -> Bool {
+    private mutating func isTaken(
+        _ flow: Int,
+        _ key: CorrelationKey,
+        _ origin: RequestOrigin,
+        _ index: inout UInt16
+    ) -> Bool {
         defer { index &+= 1 }
         guard !takenFlowHops.isEmpty,
             takenFlowHops.contains(
                 flow: flows[flow].name,
-                key: key,
+                key: key.text,
                 topic: origin.topic,
                 partition: origin.partition,
                 offset: origin.offset,
@@ -398,7 +403,12 @@ public struct AnalysisEngine: Sendable {
         return true
     }
 
-    private mutating func correlateResponse(flow flowIndex: Int, key: String, timeMs: Int64, origin: RequestOrigin) {
+    private mutating func correlateResponse(
+        flow flowIndex: Int,
+        key: CorrelationKey,
+        timeMs: Int64,
+        origin: RequestOrigin
+    ) {
         guard let request = correlator.takeRequest(flow: flowIndex, key: key) else {
             unmatchedResponsesCount += 1
             var evicted: Int64 = 0
@@ -409,7 +419,12 @@ public struct AnalysisEngine: Sendable {
         complete(request, responseTimeMs: timeMs)
     }
 
-    private mutating func correlateRequest(flow flowIndex: Int, key: String, timeMs: Int64, origin: RequestOrigin) {
+    private mutating func correlateRequest(
+        flow flowIndex: Int,
+        key: CorrelationKey,
+        timeMs: Int64,
+        origin: RequestOrigin
+    ) {
         if let response = early.take(flow: flowIndex, key: key, requestTimeMs: timeMs, origin: origin) {
             earlyMatchedCount += 1
             complete(PendingRequest(flow: flowIndex, key: key, timeMs: timeMs), responseTimeMs: response.timeMs)
@@ -450,9 +465,10 @@ public struct AnalysisEngine: Sendable {
     public mutating func correlate(_ hop: FlowHop) -> Bool {
         guard let flowIndex = flowIndexByName[hop.flow] else { return false }
         let origin = RequestOrigin(topic: hop.topic, partition: hop.partition, offset: hop.offset)
+        let key = CorrelationKey(hop.key)
         switch hop.role {
-        case .response: correlateResponse(flow: flowIndex, key: hop.key, timeMs: hop.timeMs, origin: origin)
-        case .request: correlateRequest(flow: flowIndex, key: hop.key, timeMs: hop.timeMs, origin: origin)
+        case .response: correlateResponse(flow: flowIndex, key: key, timeMs: hop.timeMs, origin: origin)
+        case .request: correlateRequest(flow: flowIndex, key: key, timeMs: hop.timeMs, origin: origin)
         }
         return true
     }
@@ -509,7 +525,7 @@ public struct AnalysisEngine: Sendable {
                     topic: snapshot.origin.topic,
                     partition: snapshot.origin.partition,
                     offset: snapshot.origin.offset,
-                    correlationKey: snapshot.request.key,
+                    correlationKey: snapshot.request.key.text,
                     timestampMs: snapshot.request.timeMs,
                     windowStartMs: windowStart(ofEventTimeMs: snapshot.request.timeMs),
                     deadlineMs: snapshot.deadlineMs,
@@ -537,7 +553,7 @@ public struct AnalysisEngine: Sendable {
                 topic: $0.origin.topic,
                 partition: $0.origin.partition,
                 offset: $0.origin.offset,
-                correlationKey: $0.key,
+                correlationKey: $0.key.text,
                 timestampMs: $0.timeMs,
                 deadlineMs: $0.deadlineMs,
                 sequence: $0.sequence
@@ -593,7 +609,11 @@ public struct AnalysisEngine: Sendable {
             }
             snapshots.append(
                 PendingSnapshot(
-                    request: PendingRequest(flow: flow, key: request.correlationKey, timeMs: request.timestampMs),
+                    request: PendingRequest(
+                        flow: flow,
+                        key: CorrelationKey(request.correlationKey),
+                        timeMs: request.timestampMs
+                    ),
                     origin: RequestOrigin(topic: request.topic, partition: request.partition, offset: request.offset),
                     deadlineMs: request.deadlineMs,
                     sequence: request.sequence
@@ -614,7 +634,7 @@ public struct AnalysisEngine: Sendable {
             responses.append(
                 EarlyResponse(
                     flow: flow,
-                    key: response.correlationKey,
+                    key: CorrelationKey(response.correlationKey),
                     timeMs: response.timestampMs,
                     origin: RequestOrigin(
                         topic: response.topic,
@@ -636,10 +656,11 @@ public struct AnalysisEngine: Sendable {
         event: DecodedEvent,
         headers: [RecordHeader],
         value: UnsafeRawBufferPointer?
-    ) -> String? {
+    ) -> CorrelationKey? {
         switch correlation {
         case .traceID:
-            return event.trace?.traceID
+            // The integers the decoder parsed (the same key as the id's lowercase hex text).
+            return event.trace.map { CorrelationKey(traceHigh: $0.traceHigh, traceLow: $0.traceLow) }
         case .dataPath(let path):
             guard let value else { return nil }
             let text: String?
@@ -652,11 +673,11 @@ public struct AnalysisEngine: Sendable {
                 text = nil
             }
             guard let text, !text.isEmpty else { return nil }
-            return text
+            return CorrelationKey(text)
         case .header(let name):
             guard let header = headers.last(where: { $0.name == name }), let bytes = header.value, !bytes.isEmpty
             else { return nil }
-            return String(decoding: bytes, as: UTF8.self)
+            return CorrelationKey(String(decoding: bytes, as: UTF8.self))
         }
     }
 

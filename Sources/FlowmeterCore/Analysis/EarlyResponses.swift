@@ -3,7 +3,7 @@ struct EarlyResponse: Sendable, Hashable {
     /// The flow's index in the engine's flow table.
     var flow: Int
     /// The correlation key.
-    var key: String
+    var key: CorrelationKey
     /// The response's event time in milliseconds.
     var timeMs: Int64
     /// Where the response record was read (its identity across restarts, with its flow).
@@ -29,7 +29,7 @@ struct EarlyResponseBuffer: Sendable {
     let maxCount: Int
     let timeoutsMs: [Int64]
     private var live: [UInt64: EarlyEntry] = [:]
-    private var byKey: [[String: EarlyChain]]
+    private var byKey: [[CorrelationKey: EarlyChain]]
     private var order = RingQueue<UInt64>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
@@ -57,7 +57,7 @@ struct EarlyResponseBuffer: Sendable {
     /// Buffers a response; `evicted` is called for each response dropped by the bound (possibly this one).
     mutating func add(
         flow: Int,
-        key: String,
+        key: CorrelationKey,
         timeMs: Int64,
         origin: RequestOrigin,
         evicted: (EarlyResponse) -> Void
@@ -84,7 +84,7 @@ struct EarlyResponseBuffer: Sendable {
     /// Takes the oldest buffered response of `flow` with `key` whose event time is within the flow's timeout of
     /// `requestTimeMs` (strictly: `|response − request| < timeout`, the pairs in-order processing matches), other
     /// than the request record itself (`origin`).
-    mutating func take(flow: Int, key: String, requestTimeMs: Int64, origin: RequestOrigin) -> EarlyResponse? {
+    mutating func take(flow: Int, key: CorrelationKey, requestTimeMs: Int64, origin: RequestOrigin) -> EarlyResponse? {
         var cursor = byKey[flow][key]?.head
         let timeout = timeoutsMs[flow]
         while let sequence = cursor, let entry = live[sequence] {

@@ -1,9 +1,63 @@
+/// A flow's correlation key, as the flow state holds it.
+///
+/// A key spelled as 32 lowercase hex digits (a W3C trace id, the usual `trace-id` correlation) is held as the two
+/// integers it spells: hashing and comparing it touches two words, copying it retains nothing, and nothing is
+/// allocated per record (the decoder already parsed the trace id to integers). Any other key is held as its text.
+/// The form depends on the text alone, so keys from records, hops and PostgreSQL are equal exactly when their
+/// texts are.
+struct CorrelationKey: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringInterpolation {
+    private var high: UInt64
+    private var low: UInt64
+    /// The text of a key that is not 32 lowercase hex digits; nil for the integer form.
+    private var other: String?
+
+    /// The key spelled `text`.
+    init(_ text: String) {
+        if text.utf8.count == 32, let parsed = Self.parseHex(text.utf8) {
+            (high, low, other) = (parsed.high, parsed.low, nil)
+        } else {
+            (high, low, other) = (0, 0, text)
+        }
+    }
+
+    /// A trace id's key (what `CorrelationKey(traceID)` gives for its lowercase hex spelling).
+    init(traceHigh: UInt64, traceLow: UInt64) {
+        (high, low, other) = (traceHigh, traceLow, nil)
+    }
+
+    init(stringLiteral value: String) { self.init(value) }
+
+    /// The key's text (a trace id spelled in lowercase hex).
+    var text: String { other ?? Self.hex(high) + Self.hex(low) }
+
+    var description: String { text }
+
+    private static func parseHex(_ bytes: some Collection<UInt8>) -> (high: UInt64, low: UInt64)? {
+        var words: (UInt64, UInt64) = (0, 0)
+        for (index, byte) in bytes.enumerated() {
+            let nibble: UInt64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = UInt64(byte - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+            if index < 16 { words.0 = words.0 << 4 | nibble } else { words.1 = words.1 << 4 | nibble }
+        }
+        return (words.0, words.1)
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
 /// A request waiting for its response.
 struct PendingRequest: Sendable, Hashable {
     /// The flow's index in the engine's flow table.
     var flow: Int
     /// The correlation key.
-    var key: String
+    var key: CorrelationKey
     /// The request's event time in milliseconds.
     var timeMs: Int64
 }
@@ -42,7 +96,7 @@ struct FlowCorrelator: Sendable {
     let maxPending: Int
     let timeoutsMs: [Int64]
     private var live: [UInt64: Entry] = [:]
-    private var byKey: [[String: Chain]]
+    private var byKey: [[CorrelationKey: Chain]]
     private var order = RingQueue<UInt64>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
@@ -71,7 +125,7 @@ struct FlowCorrelator: Sendable {
     /// the bound is 0).
     mutating func addRequest(
         flow: Int,
-        key: String,
+        key: CorrelationKey,
         timeMs: Int64,
         origin: RequestOrigin = RequestOrigin(topic: "", partition: -1, offset: -1),
         evicted: (PendingRequest) -> Void
@@ -171,7 +225,7 @@ struct FlowCorrelator: Sendable {
     }
 
     /// Takes the oldest pending request of `flow` with `key`, if any.
-    mutating func takeRequest(flow: Int, key: String) -> PendingRequest? {
+    mutating func takeRequest(flow: Int, key: CorrelationKey) -> PendingRequest? {
         guard let sequence = byKey[flow][key]?.head, let request = remove(sequence: sequence) else { return nil }
         compactIfNeeded()
         return request
