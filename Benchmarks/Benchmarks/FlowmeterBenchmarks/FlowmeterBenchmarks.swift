@@ -74,9 +74,9 @@ private func speedRatio(_ name: String) -> BenchmarkMetric {
 /// Time, throughput and allocations, plus the subject's MB/s, the byte-sum MB/s and their ratio.
 ///
 /// `scripts/bench-check.sh` checks the malloc count, and only it, against `Thresholds/<Swift major.minor>/`: the p90
-/// of the mallocs per iteration (one pass, 1,000 records) may differ from the recorded value by at most 10, one
-/// allocation per 100 records. The count is deterministic here (every iteration of a run gives the same), so any
-/// larger change, up or down, is real and fails the check.
+/// of the mallocs per iteration (one pass, 1,000 records) may differ from the recorded value by at most 5, so one
+/// allocation more or less per 100 records (the corpus's rate of dead-letter copies) fails. The count is deterministic
+/// here (every iteration of every run so far gave the same), so any such change is real.
 private func configuration(_ name: String) -> Benchmark.Configuration {
     .init(
         metrics: [.wallClock, .throughput, .mallocCountTotal, megabytesPerSecond(name), byteSumMegabytesPerSecond]
@@ -85,7 +85,7 @@ private func configuration(_ name: String) -> Benchmark.Configuration {
         scalingFactor: .kilo,
         maxDuration: .seconds(3),
         maxIterations: 10_000,
-        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 10])]
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 5])]
     )
 }
 
