@@ -84,7 +84,14 @@ VALID_ENV = {
     "FLOWMETER_REPARTITION_PARTITIONS",
 }
 # Names in the README that belong to the test harness, not to the daemon.
-TEST_ONLY_ENV = {"FLOWMETER_TEST_POSTGRES_URL", "FLOWMETER_BIN", "FLOWMETER_PROMTOOL"}
+TEST_ONLY_ENV = {
+    "FLOWMETER_TEST_POSTGRES_URL",
+    "FLOWMETER_BIN",
+    "FLOWMETER_PROMTOOL",
+    # benchmark scripts (scripts/bench-backfill.sh, scripts/bench-check.sh)
+    "FLOWMETER_BASELINE_BIN",
+    "FLOWMETER_BENCH_SCRATCH",
+}
 
 COMMON_FLAGS = {
     "--brokers", "--postgres", "--analyzers", "--http", "--group", "--from", "--flush-interval",

@@ -268,7 +268,8 @@ final class Intake: Service {
                     if try backfillComplete(targets) { break }
                 }
             }
-            // Drain: one last flush (retried briefly) before the consumer leaves the group.
+            // Drain: the flush in flight, then one last flush (retried briefly) before the consumer leaves the group.
+            waitForInFlight()
             if sink != nil, !needsResync {
                 for attempt in 0..<5 where !flush(now: Intake.nowMs()) {
                     Thread.sleep(forTimeInterval: 0.2 * Double(attempt + 1))
@@ -546,6 +547,7 @@ final class Intake: Service {
                 let elapsed = ContinuousClock.now - job.started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 intake.flushMetrics.flushed(seconds: seconds, rows: counts.total, at: Double(now) / 1000)
+                // Kafka's commit follows PostgreSQL's, for visibility (Flowmeter's own lag) only.
                 commitToKafka(job.next.mapValues { $0 - 1 })
                 unflushedRecords -= job.records
                 backoffMs = 1000
