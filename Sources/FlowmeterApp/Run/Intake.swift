@@ -432,7 +432,9 @@ final class Intake: Service {
         /// A partition's contribution to the watermark: its latest timestamp, or `now` once it has been read to
         /// its end for the grace period in quiet conditions.
         func atEnd(_ partition: TopicPartition, _ isAtEnd: Bool, quiet: Bool, now: Int64) -> Int64 {
-            guard isAtEnd else {
+            // While intake is paused nothing is fetched: librdkafka's end offsets stop moving, so a partition that
+            // looks read to its end may have records waiting (the responses of pending requests among them).
+            guard isAtEnd, !paused, !resyncPaused else {
                 atEndSinceMs.removeValue(forKey: partition)
                 return latestTimestamp[partition] ?? .min
             }
