@@ -13,8 +13,16 @@ struct CorrelationKey: Sendable, Hashable, CustomStringConvertible, ExpressibleB
 
     /// The key spelled `text`.
     init(_ text: String) {
-        if text.utf8.count == 32, let parsed = Self.parseHex(text.utf8) {
-            (high, low, other) = (parsed.high, parsed.low, nil)
+        var text = text
+        // The trace-id parser of the decoder (`lowerHex16`, 8 digits per word) on the text's contiguous UTF-8.
+        let parsed = text.withUTF8 { bytes -> (UInt64, UInt64)? in
+            guard bytes.count == 32, let base = bytes.baseAddress, let high = lowerHex16(base),
+                let low = lowerHex16(base + 16)
+            else { return nil }
+            return (high, low)
+        }
+        if let (high, low) = parsed {
+            (self.high, self.low, other) = (high, low, nil)
         } else {
             (high, low, other) = (0, 0, text)
         }
@@ -28,28 +36,9 @@ struct CorrelationKey: Sendable, Hashable, CustomStringConvertible, ExpressibleB
     init(stringLiteral value: String) { self.init(value) }
 
     /// The key's text (a trace id spelled in lowercase hex).
-    var text: String { other ?? Self.hex(high) + Self.hex(low) }
+    var text: String { other ?? lowerHex(high, low) }
 
     var description: String { text }
-
-    private static func parseHex(_ bytes: some Collection<UInt8>) -> (high: UInt64, low: UInt64)? {
-        var words: (UInt64, UInt64) = (0, 0)
-        for (index, byte) in bytes.enumerated() {
-            let nibble: UInt64
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = UInt64(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = UInt64(byte - UInt8(ascii: "a") + 10)
-            default: return nil
-            }
-            if index < 16 { words.0 = words.0 << 4 | nibble } else { words.1 = words.1 << 4 | nibble }
-        }
-        return (words.0, words.1)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
 }
 
 /// A request waiting for its response.

@@ -129,7 +129,7 @@ private let lowerHexNibbles: [UInt8] = (0...255).map { c in
 }
 
 /// The value of the 16 lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
-@inline(__always) private func lowerHex16(_ p: UnsafePointer<UInt8>) -> UInt64? {
+@inline(__always) func lowerHex16(_ p: UnsafePointer<UInt8>) -> UInt64? {
     guard let high = lowerHex8(p), let low = lowerHex8(p + 8) else { return nil }
     return high << 32 | low
 }
@@ -161,7 +161,7 @@ private func lowerHex(_ value: UInt64) -> String {
 }
 
 /// The 32 lowercase hex digits of `high` then `low`.
-private func lowerHex(_ high: UInt64, _ low: UInt64) -> String {
+func lowerHex(_ high: UInt64, _ low: UInt64) -> String {
     String(unsafeUninitializedCapacity: 32) { buffer in
         writeHex(high, into: buffer, at: 0)
         writeHex(low, into: buffer, at: 16)
