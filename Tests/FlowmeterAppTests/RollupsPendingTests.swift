@@ -124,13 +124,14 @@ struct RollupsPendingTests {
             #expect(try writer.loadPending() == first)
             #expect(try writer.storedFlowClockMs() == window + 2_000)
 
-            // Deletes and inserts together; an already stored request is left as it is (not counted).
+            // Deletes and inserts together; an already stored request is left as it is (not counted), and a request
+            // listed twice is stored once.
             let added = Self.request(partition: 1, offset: 3, sequence: 2)
             let second = try writer.write(
                 RollupDelta(),
                 nextOffsets: [PartitionOffset(topic: "learnflow.exercise", partition: 1, nextOffset: 4)],
                 pending: PendingFlowChanges(
-                    added: [added, first[1]],
+                    added: [added, first[1], added],
                     removed: [first[0].key, PendingFlowKey(flow: "never", topic: "t", partition: 0, offset: 0)],
                     flowClockMs: window + 3_000
                 )
@@ -281,12 +282,13 @@ struct RollupsPendingTests {
             #expect(try writer.loadEarlyResponses() == [first[1], first[2], first[0]])
             #expect(try writer.loadPending().map(\.offset) == [4])
 
-            // Removed, re-added (left as stored) and added in one write; another group sees nothing.
+            // Removed, re-added (left as stored) and added (listed twice, stored once) in one write; another group
+            // sees nothing.
             let added = Self.early(offset: 9, key: "c", sequence: 4)
             let second = try writer.write(
                 RollupDelta(),
                 nextOffsets: [],
-                pending: PendingFlowChanges(earlyAdded: [first[0], added], earlyRemoved: [first[1].key])
+                pending: PendingFlowChanges(earlyAdded: [added, first[0], added], earlyRemoved: [first[1].key])
             )
             #expect(second == RollupWriteCounts(earlyAdded: 1, earlyRemoved: 1))
             #expect(try writer.loadEarlyResponses() == [first[2], first[0], added])

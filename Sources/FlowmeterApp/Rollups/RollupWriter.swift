@@ -528,11 +528,25 @@ struct RollupStatements {
         )
     }
 
+    /// `rows` sorted by their stored identity (topic, partition, offset, flow), the first of equal ones kept: the
+    /// inserts skip identities already stored with `NOT EXISTS`, which (unlike `ON CONFLICT DO NOTHING`, whose
+    /// speculative insertion doubled the cost per row) does not see the statement's own rows.
+    private static func uniqueByIdentity<Row>(
+        _ rows: [Row],
+        _ identity: (Row) -> (String, Int32, Int64, String)
+    ) -> [Row] {
+        let sorted = rows.sorted { identity($0) < identity($1) }
+        var unique: [Row] = []
+        unique.reserveCapacity(sorted.count)
+        for row in sorted where unique.last.map({ identity($0) != identity(row) }) ?? true {
+            unique.append(row)
+        }
+        return unique
+    }
+
     private static func pendingAdded(_ added: [PendingFlowRequest], group: String) -> SQLCommand? {
         guard !added.isEmpty else { return nil }
-        let rows = added.sorted {
-            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
-        }
+        let rows = uniqueByIdentity(added) { ($0.topic, $0.partition, $0.offset, $0.flow) }
         return SQLCommand(
             sql: """
                 INSERT INTO flowmeter.pending_flows (
@@ -547,8 +561,12 @@ struct RollupStatements {
                 ) WITH ORDINALITY AS u (
                     flow, topic, partition, "offset", correlation_key, ts_ms, window_ms, deadline_ms, sequence, ord
                 )
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM flowmeter.pending_flows AS r
+                    WHERE r.group_id = $1::text AND r.request_topic = u.topic AND r.request_partition = u.partition
+                        AND r.request_offset = u."offset" AND r.flow = u.flow
+                )
                 ORDER BY u.ord
-                ON CONFLICT (group_id, request_topic, request_partition, request_offset, flow) DO NOTHING
                 """,
             params: [
                 .string(group),
@@ -567,9 +585,7 @@ struct RollupStatements {
 
     private static func earlyAdded(_ added: [EarlyFlowResponse], group: String) -> SQLCommand? {
         guard !added.isEmpty else { return nil }
-        let rows = added.sorted {
-            ($0.topic, $0.partition, $0.offset, $0.flow) < ($1.topic, $1.partition, $1.offset, $1.flow)
-        }
+        let rows = uniqueByIdentity(added) { ($0.topic, $0.partition, $0.offset, $0.flow) }
         return SQLCommand(
             sql: """
                 INSERT INTO flowmeter.early_responses (
@@ -583,8 +599,12 @@ struct RollupStatements {
                 ) WITH ORDINALITY AS u (
                     flow, topic, partition, "offset", correlation_key, ts_ms, deadline_ms, sequence, ord
                 )
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM flowmeter.early_responses AS r
+                    WHERE r.group_id = $1::text AND r.response_topic = u.topic AND r.response_partition = u.partition
+                        AND r.response_offset = u."offset" AND r.flow = u.flow
+                )
                 ORDER BY u.ord
-                ON CONFLICT (group_id, response_topic, response_partition, response_offset, flow) DO NOTHING
                 """,
             params: [
                 .string(group),
