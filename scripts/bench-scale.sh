@@ -3,7 +3,7 @@
 #
 #   scripts/bench-scale.sh [--skip-build] rss  [--soak SECONDS] [--rate R] [--pending N] [--topics N] [--types N]
 #   scripts/bench-scale.sh [--skip-build] lag  [--topics N] [--partitions N] [--groups N] [--cycles N] [--scrapes N]
-#   scripts/bench-scale.sh [--skip-build] window [--topics N]
+#   scripts/bench-scale.sh [--skip-build] window [--topics N] [--duplicate-window N]
 #   scripts/bench-scale.sh [--skip-build] all  (rss, window, then lag, with the defaults)
 #
 # Run it nice'd on a shared machine (nice -n 15 scripts/bench-scale.sh ...): every child inherits the niceness.
@@ -24,7 +24,8 @@
 #   costs when full, which a 10-minute soak at a few hundred records/s never reaches (it takes 100,000 records per
 #   topic). --topics (5) x 30 partitions, 5,000 records/s: RSS after one record per topic, after 110,000 more per topic (windows
 #   full), and after another 110,000 per topic (windows replaced, must not grow); prints the cost per topic and
-#   projects it to the rss scenario's 50 topics.
+#   projects it to the rss scenario's 50 topics. --duplicate-window N sets limits.duplicate_window instead of the
+#   default: with 1 it is the control run (the same traffic with no window to fill), whose growth is not the windows'.
 #
 # lag (targets: lag cycle <= 1 s; /metrics <= 100 ms with >= 50,000 series): --topics (10) x --partitions (100)
 #   partitions with 10 records each, --groups (20) groups watching all of them, group g committed at offset g mod 10
@@ -51,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --groups) NGROUPS="$2"; shift 2 ;;
     --cycles) CYCLES="$2"; shift 2 ;;
     --scrapes) SCRAPES="$2"; shift 2 ;;
+    --duplicate-window) DUPLICATE_WINDOW="$2"; shift 2 ;;
     *) SCENARIO="" ; break ;;
     esac
 done
@@ -180,10 +182,14 @@ scenario_rss() {
 
 scenario_window() {
     local topics=${WINDOW_TOPICS:-5} topic_args=() t
-    echo "== window: $topics topics x 30 partitions, duplicate_window 100,000 (the default), 2 x 110,000 records per topic"
+    echo "== window: $topics topics x 30 partitions, duplicate_window ${DUPLICATE_WINDOW:-100000}" \
+        "$([[ -z "${DUPLICATE_WINDOW:-}" ]] && echo "(the default)")," "2 x 110,000 records per topic"
     for t in $(seq 0 $((topics - 1))); do topic_args+=(--topic "$(printf 'win.t%02d' "$t"):30"); done
     start_kafka "${topic_args[@]}"
     python3 "$HELPER" analyzers-rss "$WORK/win.yaml" "$topics" 0 1m win
+    if [[ -n "${DUPLICATE_WINDOW:-}" ]]; then
+        printf 'limits:\n  duplicate_window: %s\n' "$DUPLICATE_WINDOW" >>"$WORK/win.yaml"
+    fi
     python3 "$HELPER" fill "$BOOTSTRAP" --prefix win --topics "$topics" --partitions 1 --per-partition 1 --types 1 \
         --seed 1 >/dev/null
     start_flowmeter "$WORK/win.yaml"

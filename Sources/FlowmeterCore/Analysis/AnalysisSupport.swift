@@ -167,6 +167,8 @@ struct DeadlineHeap: Sendable {
     struct Entry: Sendable, Comparable {
         var deadlineMs: Int64
         var sequence: UInt64
+        /// Where the owner keeps the entry's item (not part of the order).
+        var slot: Int32
         static func < (lhs: Entry, rhs: Entry) -> Bool {
             (lhs.deadlineMs, lhs.sequence) < (rhs.deadlineMs, rhs.sequence)
         }

@@ -82,33 +82,32 @@ struct PendingSnapshot: Sendable, Hashable {
 /// restored) and have since left. Each entry knows whether it was reported (`persisted`), so the journal holds only
 /// the requests added since the last take plus the persisted ones removed since: no scan of the pending set.
 struct FlowCorrelator: Sendable {
-    let maxPending: Int
     let timeoutsMs: [Int64]
-    private var live: [UInt64: Entry] = [:]
-    private var byKey: [[CorrelationKey: Chain]]
-    private var order = RingQueue<UInt64>()
-    private var deadlines = DeadlineHeap()
-    private var nextSequence: UInt64 = 0
-    /// Sequences added since the last take (some may have left since; compacted like the queue).
-    private var addedSinceTake: [UInt64] = []
-    /// Persisted requests removed since the last take.
-    private var removedSinceTake: [(flow: Int, origin: RequestOrigin)] = []
+    private var waiters: FlowWaiters
 
     init(timeoutsMs: [Int64], maxPending: Int) {
         self.timeoutsMs = timeoutsMs
-        self.maxPending = Swift.max(0, maxPending)
-        self.byKey = Array(repeating: [:], count: timeoutsMs.count)
+        waiters = FlowWaiters(flows: timeoutsMs.count, maxCount: maxPending)
     }
 
+    var maxPending: Int { waiters.maxCount }
+
     /// Requests waiting for a response, over all flows.
-    var pendingCount: Int { live.count }
+    var pendingCount: Int { waiters.count }
 
     /// Entries held in the insertion queue and the deadline heap, live or stale (at most about twice the pending
     /// requests plus a constant: the bound on memory).
-    var bookkeepingEntries: Int { order.count + deadlines.count }
+    var bookkeepingEntries: Int { waiters.bookkeepingEntries }
 
     /// Correlation keys with pending requests, over all flows.
-    var keyCount: Int { byKey.reduce(0) { $0 + $1.count } }
+    var keyCount: Int { waiters.keyCount }
+
+    /// Journal entries held (added since the last take, live or not, and persisted removals).
+    var journalEntries: Int { waiters.journalEntries }
+
+    /// The earliest deadline of a live request (stale heap entries may make it earlier than the truth; it is only
+    /// a hint for skipping work).
+    var earliestDeadlineMs: Int64? { waiters.earliestDeadlineMs }
 
     /// Adds a request; `evicted` is called for each request dropped by the memory bound (possibly this one, when
     /// the bound is 0).
@@ -119,21 +118,14 @@ struct FlowCorrelator: Sendable {
         origin: RequestOrigin = RequestOrigin(topic: "", partition: -1, offset: -1),
         evicted: (PendingRequest) -> Void
     ) {
-        let sequence = nextSequence
-        nextSequence += 1
         let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
-        insert(
-            PendingSnapshot(
-                request: PendingRequest(flow: flow, key: key, timeMs: timeMs),
-                origin: origin,
-                deadlineMs: overflow ? Int64.max : deadline,
-                sequence: sequence
-            ),
-            persisted: false
-        )
-        addedSinceTake.append(sequence)
-        evictOverBound(evicted)
-        compactIfNeeded()
+        waiters.add(
+            flow: flow,
+            key: key,
+            timeMs: timeMs,
+            origin: origin,
+            deadlineMs: overflow ? Int64.max : deadline
+        ) { evicted(Self.request($0)) }
     }
 
     /// Re-adds requests reported by ``takeChanges()`` (e.g. after a restart), as already persisted: they are not
@@ -141,164 +133,50 @@ struct FlowCorrelator: Sendable {
     /// so per-key FIFO order and eviction order are those of the correlator that reported them; later requests get
     /// larger sequences than every restored one, so stored sequences stay in insertion order across restarts. A
     /// request whose flow and origin are already pending is skipped. Beyond the bound the oldest are evicted
-    /// (`evicted`). Meant for a fresh correlator; on one that ever held requests (stale queue and heap entries name
-    /// old sequences), or for a sequence given twice, the restored requests get new sequences in the same order.
+    /// (`evicted`). Meant for a fresh correlator; on one that ever held requests, or for a sequence given twice, the
+    /// restored requests get new sequences in the same order.
     mutating func restore(_ snapshots: [PendingSnapshot], evicted: (PendingRequest) -> Void) {
-        guard !snapshots.isEmpty else { return }
-        let fresh = nextSequence == 0
-        var present = Set(live.values.map { Identity(flow: $0.request.flow, origin: $0.origin) })
-        let sorted = snapshots.sorted { $0.sequence < $1.sequence }
-        if let last = sorted.last?.sequence, last >= nextSequence { nextSequence = last &+ 1 }
-        for var snapshot in sorted {
-            guard present.insert(Identity(flow: snapshot.request.flow, origin: snapshot.origin)).inserted else {
-                continue
+        waiters.restore(
+            snapshots.map {
+                FlowWaiter(
+                    flow: $0.request.flow,
+                    key: $0.request.key,
+                    timeMs: $0.request.timeMs,
+                    origin: $0.origin,
+                    deadlineMs: $0.deadlineMs,
+                    sequence: $0.sequence
+                )
             }
-            if !fresh || live[snapshot.sequence] != nil {
-                snapshot.sequence = nextSequence
-                nextSequence &+= 1
-            }
-            insert(snapshot, persisted: true)
-        }
-        evictOverBound(evicted)
-        compactIfNeeded()
+        ) { evicted(Self.request($0)) }
     }
 
     /// The changes to the pending set since the last take (see the type's documentation); starts a new journal.
     mutating func takeChanges() -> (added: [PendingSnapshot], removed: [(flow: Int, origin: RequestOrigin)]) {
-        var added: [PendingSnapshot] = []
-        for sequence in addedSinceTake {
-            guard let entry = live[sequence], !entry.persisted else { continue }
-            live[sequence]?.persisted = true
-            added.append(
+        let (added, removed) = waiters.takeChanges()
+        return (
+            added.map {
                 PendingSnapshot(
-                    request: entry.request,
-                    origin: entry.origin,
-                    deadlineMs: entry.deadlineMs,
-                    sequence: sequence
+                    request: Self.request($0),
+                    origin: $0.origin,
+                    deadlineMs: $0.deadlineMs,
+                    sequence: $0.sequence
                 )
-            )
-        }
-        let removed = removedSinceTake
-        addedSinceTake.removeAll(keepingCapacity: true)
-        removedSinceTake.removeAll(keepingCapacity: true)
-        return (added, removed)
-    }
-
-    /// Journal entries held (added since the last take, live or not, and persisted removals).
-    var journalEntries: Int { addedSinceTake.count + removedSinceTake.count }
-
-    private mutating func insert(_ snapshot: PendingSnapshot, persisted: Bool) {
-        let sequence = snapshot.sequence
-        let flow = snapshot.request.flow
-        let key = snapshot.request.key
-        live[sequence] = Entry(
-            request: snapshot.request,
-            origin: snapshot.origin,
-            deadlineMs: snapshot.deadlineMs,
-            persisted: persisted
+            },
+            removed
         )
-        if let tail = byKey[flow][key]?.tail {
-            live[tail]?.next = sequence
-            byKey[flow][key]?.tail = sequence
-        } else {
-            byKey[flow][key] = Chain(head: sequence, tail: sequence)
-        }
-        order.append(sequence)
-        deadlines.push(.init(deadlineMs: snapshot.deadlineMs, sequence: sequence))
-    }
-
-    private mutating func evictOverBound(_ evicted: (PendingRequest) -> Void) {
-        while live.count > maxPending, let oldest = order.popFirst() {
-            if let dropped = remove(sequence: oldest) { evicted(dropped) }
-        }
     }
 
     /// Takes the oldest pending request of `flow` with `key`, if any.
     mutating func takeRequest(flow: Int, key: CorrelationKey) -> PendingRequest? {
-        guard let sequence = byKey[flow][key]?.head, let request = remove(sequence: sequence) else { return nil }
-        compactIfNeeded()
-        return request
+        waiters.take(flow: flow, key: key) { _ in true }.map(Self.request)
     }
 
     /// Removes every request whose deadline is at or before `clockMs`, oldest deadline first.
     mutating func expire(clockMs: Int64, expired: (PendingRequest) -> Void) {
-        var removedAny = false
-        while let top = deadlines.first, top.deadlineMs <= clockMs {
-            _ = deadlines.popFirst()
-            if let request = remove(sequence: top.sequence) {
-                removedAny = true
-                expired(request)
-            }
-        }
-        if removedAny { compactIfNeeded() }
+        waiters.expire(clockMs: clockMs) { expired(Self.request($0)) }
     }
 
-    /// The earliest deadline of a live request (stale heap entries may make it earlier than the truth; it is only
-    /// a hint for skipping work).
-    var earliestDeadlineMs: Int64? { deadlines.first?.deadlineMs }
-
-    /// Removes a pending request and unlinks it from its key's chain (usually its head; out-of-order expiry may
-    /// remove a later one, found by walking the chain).
-    private mutating func remove(sequence: UInt64) -> PendingRequest? {
-        guard let entry = live.removeValue(forKey: sequence) else { return nil }
-        let request = entry.request
-        if entry.persisted { removedSinceTake.append((request.flow, entry.origin)) }
-        guard let chain = byKey[request.flow][request.key] else { return request }
-        if chain.head == sequence {
-            if let next = entry.next {
-                byKey[request.flow][request.key]?.head = next
-            } else {
-                byKey[request.flow][request.key] = nil
-            }
-            return request
-        }
-        var previous = chain.head
-        while let next = live[previous]?.next {
-            if next == sequence {
-                live[previous]?.next = entry.next
-                if chain.tail == sequence { byKey[request.flow][request.key]?.tail = previous }
-                break
-            }
-            previous = next
-        }
-        return request
+    private static func request(_ waiter: FlowWaiter) -> PendingRequest {
+        PendingRequest(flow: waiter.flow, key: waiter.key, timeMs: waiter.timeMs)
     }
-
-    private mutating func compactIfNeeded() {
-        let threshold = 2 * live.count + 64
-        if order.count > threshold {
-            let live = self.live
-            order.retain { live[$0] != nil }
-        }
-        if deadlines.count > threshold {
-            let live = self.live
-            deadlines.retain { live[$0.sequence] != nil }
-        }
-        if addedSinceTake.count > threshold {
-            let live = self.live
-            addedSinceTake.removeAll { live[$0] == nil }
-        }
-    }
-}
-
-/// A pending request and the next request with the same flow and key.
-private struct Entry: Sendable {
-    var request: PendingRequest
-    var origin: RequestOrigin
-    var deadlineMs: Int64
-    /// Whether ``FlowCorrelator/takeChanges()`` reported it (or it was restored): its removal is journaled.
-    var persisted: Bool
-    var next: UInt64?
-}
-
-/// A pending request's identity: its flow and where its record was read.
-private struct Identity: Hashable {
-    var flow: Int
-    var origin: RequestOrigin
-}
-
-/// The oldest and newest pending request of one flow and key.
-private struct Chain: Sendable {
-    var head: UInt64
-    var tail: UInt64
 }
