@@ -5,7 +5,8 @@
 #
 # Starts `flowmeter dev-kafka` with the six LearnFlow topics of P partitions each (default 32: librdkafka's mock
 # keeps only 5 MiB per partition, so N/(6P) records of ~600 B must stay under that), produces N records (default
-# 1,000,000) with `kcat -P -l` from files written by scripts/bench-records.py, starts a throwaway PostgreSQL
+# 1,000,000) with `kcat -P -l` from files written by scripts/bench-records.py (one topic after the other, requests
+# before responses, so that the record timestamps are causal), starts a throwaway PostgreSQL
 # (scripts/postgres.sh), then alternates R runs (default 5) of each reader, each in a fresh consumer group:
 #
 #   flowmeter backfill --until-end --from earliest --brokers B --postgres URL --group fm-bench-K   (fresh database)
@@ -13,9 +14,9 @@
 #
 # and times each process from start to exit. A Flowmeter run counts only if its stored event total
 # (sum(events) of flowmeter.event_counts_1m) equals N. Both pay the mock broker's 3 s first-join delay. Prints every
-# run (seconds, records/s), the medians and the median ratio (kcat seconds / flowmeter seconds: >= 1.0 means
-# Flowmeter is at least as fast). Uses the release build in .build-perf (built unless --skip-build), or the binary
-# named by FLOWMETER_BIN. With FLOWMETER_BASELINE_BIN (another flowmeter binary, e.g. of an older commit), every run
+# run (seconds, records/s, peak RSS, flows matched of the pairs the data holds), the medians and the median ratio
+# (kcat seconds / flowmeter seconds: >= 1.0 means Flowmeter is at least as fast). Uses the release build in
+# .build-perf (built unless --skip-build), or the binary named by FLOWMETER_BIN. With FLOWMETER_BASELINE_BIN (another flowmeter binary, e.g. of an older commit), every run
 # also times that binary the same way (fresh group and database, its event total checked), so that the two binaries
 # and kcat are compared within one run of the script.
 set -euo pipefail
@@ -85,16 +86,16 @@ BOOTSTRAP="$(head -n 1 "$WORK/kafka.out")"
 [[ -n "$BOOTSTRAP" ]] || { echo "bench-backfill: dev-kafka printed no bootstrap" >&2; cat "$WORK/kafka.err" >&2; exit 1; }
 echo "   bootstrap $BOOTSTRAP"
 
+# One topic after the other, requests before their responses: the record timestamps (kcat's produce time) are then
+# causal, as Dapr's are, and every flow pair can match (topics produced in parallel stamped many responses before
+# their requests, and the flows came out as negative latencies).
 echo "== producing with kcat -P -l"
 t0=$(now)
-producers=()
-for t in "${TOPICS[@]}"; do
+for t in learning.requested exercise.submitted lesson.generated exercise.graded progress.updated course.completed; do
     kcat -P -b "$BOOTSTRAP" -t "$t" -K $'\t' -H partitionKey=bench -l \
         -X linger.ms=20 -X batch.num.messages=10000 -X queue.buffering.max.messages=1000000 \
-        "$WORK/$t.records" &
-    producers+=($!)
+        "$WORK/$t.records" || { echo "bench-backfill: kcat -P failed" >&2; exit 1; }
 done
-for pid in "${producers[@]}"; do wait "$pid" || { echo "bench-backfill: kcat -P failed" >&2; exit 1; }; done
 t1=$(now)
 echo "   $(echo "$t1 - $t0" | bc) s"
 
@@ -137,7 +138,17 @@ run_flowmeter() {
         FM_SECONDS=""
     fi
     FM_SUMMARY="$(grep -h 'backfill complete' "$WORK/fm-$k.out" "$WORK/fm-$k.err" | tail -n 1 || true)"
-    FM_SUMMARY="${FM_SUMMARY#*backfill complete: }; $(cat "$WORK/fm-$k.rss")"
+    # Flows matched, of the pairs the data holds: record i is on topic i mod 6 and in chain i div 6, whose records
+    # share a trace id. lesson: learning.requested (i mod 6 = 0) -> lesson.generated (1); grading:
+    # exercise.submitted (2) -> exercise.graded (3); submission-to-progress: (2) -> progress.updated (4). A chain
+    # holds a pair when the response's record index is below N.
+    local flows
+    flows=$("$PSQL" "$url" -qAtF ' ' -c "SELECT flow, sum(completed), sum(evicted) FROM flowmeter.rollup_flows
+        GROUP BY flow ORDER BY flow" | awk -v n="$RECORDS" '
+        function pairs(last) { return n > last ? int((n - 1 - last) / 6) + 1 : 0 }
+        BEGIN { want["lesson"] = pairs(1); want["grading"] = pairs(3); want["submission-to-progress"] = pairs(4) }
+        { printf "%s%s %d/%d", sep, $1, $2, want[$1]; if ($3 > 0) printf " (%d evicted)", $3; sep = ", " }')
+    FM_SUMMARY="${FM_SUMMARY#*backfill complete: }; $(cat "$WORK/fm-$k.rss"); flows matched: $flows"
 }
 run_kcat() {
     local k="$1" t0 t1

@@ -18,8 +18,26 @@ struct BackfillCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Stop at the end offsets captured at start (required).")
     var untilEnd = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The bound on pending flow requests, and apart on early responses, while the backlog is read.",
+            discussion: """
+                Default: 1,000,000, or the analyzer file's limits.max_pending_flow_requests if larger. A backlog is \
+                read partition chunk by partition chunk, not in event time, so requests and responses can be far \
+                apart; beyond the bound the oldest are evicted and their flows count as evicted (the summary warns). \
+                About 250 bytes each while held.
+                """,
+            valueName: "n"
+        )
+    )
+    var maxPendingFlowRequests: Int?
+
     func validate() throws {
         guard untilEnd else { throw ValidationError("backfill needs --until-end (the only mode so far)") }
+        if let bound = maxPendingFlowRequests, bound <= 0 {
+            throw ValidationError("--max-pending-flow-requests must be a positive whole number, got \(bound)")
+        }
     }
 
     func run() async throws {
@@ -29,6 +47,7 @@ struct BackfillCommand: AsyncParsableCommand {
         let summary = try await Backfill.run(
             configuration: loaded.configuration,
             analyzers: loaded.analyzers,
+            maxPendingFlowRequests: maxPendingFlowRequests,
             logger: logger,
             interactive: interactive
         ) { text in

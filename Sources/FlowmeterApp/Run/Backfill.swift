@@ -14,6 +14,11 @@ public struct BackfillSummary: Sendable, CustomStringConvertible {
     public var seconds: Double
     /// Whether everything was flushed to PostgreSQL (always true without PostgreSQL).
     public var flushed: Bool
+    /// The bound on pending flow requests and on early responses the backfill ran with.
+    public var flowBound: Int = 0
+    /// Pending flow requests and early responses evicted by that bound (their flows count as evicted, not matched).
+    public var flowRequestsEvicted: Int64 = 0
+    public var earlyResponsesEvicted: Int64 = 0
 
     /// Records per second.
     public var rate: Double { seconds > 0 ? Double(records) / seconds : 0 }
@@ -23,6 +28,12 @@ public struct BackfillSummary: Sendable, CustomStringConvertible {
         return "backfill complete: \(records) records from \(partitions) partitions in "
             + "\(String(format: "%.1f", seconds)) s (\(rate) records/s)"
             + (flushed ? "" : "; WARNING: the last flush to PostgreSQL failed, run again to finish")
+            + (flowRequestsEvicted + earlyResponsesEvicted == 0
+                ? ""
+                : "\nWARNING: the flow bound of \(flowBound) (--max-pending-flow-requests) evicted "
+                    + "\(flowRequestsEvicted) flow requests and \(earlyResponsesEvicted) early responses: the backlog "
+                    + "holds more unmatched requests or responses at once than that (partitions are read in the order "
+                    + "librdkafka fetches them), and those flows count as evicted, not matched")
     }
 }
 
@@ -42,18 +53,36 @@ public enum Backfill {
         ("queued.max.messages.kbytes", "131072"),
     ]
 
+    /// The bound on pending flow requests (and, apart, on early responses) of a backfill, unless
+    /// `--max-pending-flow-requests` sets it or the analyzer file's `limits.max_pending_flow_requests` is larger.
+    ///
+    /// A backlog is read in the order librdkafka fetches its partitions (about a megabyte of each in turn), not in
+    /// event time, so a request and its response may be read hundreds of thousands of records apart. `run`'s default
+    /// of 100,000 evicted most of the flows of a 1,000,000-record LearnFlow backlog (lesson: 82,806 of 166,667;
+    /// submission-to-progress: 133,989) and left them unmatched; with 1,000,000 every flow matched. A waiter costs
+    /// about 250 bytes (slot, key index, queue, heap and journal entries), so a full bound is ~250 MB each for
+    /// requests and early responses; the memory is taken only as the backlog needs it.
+    public static let flowBoundDefault = 1_000_000
+
     /// Runs a backfill.
     ///
-    /// - Parameter report: receives progress text: with `interactive`, a bar to redraw in place (no newline);
-    ///   otherwise plain lines.
+    /// - Parameters:
+    ///   - maxPendingFlowRequests: The bound on pending flow requests and on early responses (`nil`: the larger of
+    ///     ``flowBoundDefault`` and the analyzer file's limit).
+    ///   - report: Receives progress text: with `interactive`, a bar to redraw in place (no newline); otherwise
+    ///     plain lines.
     public static func run(
         configuration: FlowmeterConfiguration,
         analyzers: AnalyzerSet,
+        maxPendingFlowRequests: Int? = nil,
         logger: Logger,
         interactive: Bool,
         report: @escaping @Sendable (String) -> Void
     ) async throws -> BackfillSummary {
         let started = ContinuousClock.now
+        var analyzers = analyzers
+        analyzers.limits.maxPendingFlowRequests =
+            maxPendingFlowRequests ?? max(analyzers.limits.maxPendingFlowRequests, flowBoundDefault)
         let admin = try KafkaAdmin(
             config: KafkaClientConfig(
                 bootstrapServers: configuration.bootstrapServers,
@@ -132,11 +161,17 @@ public enum Backfill {
         let flushed =
             configuration.postgresURL == nil
             || flushMetrics.state.withLock { $0.unflushedRecords == 0 && $0.postgresUp == true }
+        let (requestsEvicted, responsesEvicted) = shared.engine.withLock {
+            ($0.flowRequestsEvicted, $0.earlyResponsesEvicted)
+        }
         return BackfillSummary(
             records: progress.records,
             partitions: targets.count,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-            flushed: flushed
+            flushed: flushed,
+            flowBound: analyzers.limits.maxPendingFlowRequests,
+            flowRequestsEvicted: requestsEvicted,
+            earlyResponsesEvicted: responsesEvicted
         )
     }
 }

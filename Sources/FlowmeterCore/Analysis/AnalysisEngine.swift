@@ -128,6 +128,9 @@ public struct AnalysisEngine: Sendable {
     /// Early responses dropped by the memory bound, oldest first (internal diagnostics).
     public var earlyResponsesEvicted: Int64 { earlyEvictedCount }
 
+    /// Pending flow requests evicted by ``AnalyzerLimits/maxPendingFlowRequests``, over all flows.
+    public var flowRequestsEvicted: Int64 { flows.reduce(0) { $0 + $1.evicted } }
+
     /// The flow clock in milliseconds (`Int64.min` before the first record).
     public var flowClockMs: Int64 { clockMs }
 
