@@ -162,6 +162,14 @@ import Testing
         #expect(configuration.from == (command == .backfill ? .earliest : .latest))
     }
 
+    @Test(arguments: CommandKind.allCases)
+    func flushIntervalDefaultsPerCommand(_ command: CommandKind) throws {
+        let configuration = try makeResolver().resolve(CommandLineValues(), for: command)
+        #expect(configuration.flushInterval == (command == .backfill ? .seconds(30) : .seconds(5)))
+        let given = try makeResolver().resolve(CommandLineValues([.flushInterval: "2s"]), for: command)
+        #expect(given.flushInterval == .seconds(2))
+    }
+
     @Test func fromGivenOverridesTheCommandDefault() throws {
         let configuration = try makeResolver(environment: ["FLOWMETER_FROM": "LATEST"])
             .resolve(CommandLineValues(), for: .backfill)

@@ -110,7 +110,7 @@ public struct ConfigurationResolver: Sendable {
         let intervalExpectation = "a duration from 100ms to 1h"
         let flushInterval = resolution.setting(
             .flushInterval,
-            default: .seconds(5),
+            default: command.defaultFlushInterval,
             parseDuration(within: Self.intervalBounds, expected: intervalExpectation)
         )
         let lagInterval = resolution.setting(

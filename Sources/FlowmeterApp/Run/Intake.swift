@@ -135,13 +135,10 @@ final class Intake: Service {
         var consumer: KafkaConsumer!
         let flushIntervalMs: Int64
         /// At most this many analyzed records wait for PostgreSQL before intake pauses
-        /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 1,000,000). A flush of a backlog costs about the same whatever
-        /// its size (it mostly rewrites the pending-flow set), so larger flushes mean less work in all.
-        let maxUnflushedRecords =
-            ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map {
-                max(1, $0)
-            }
-            ?? 1_000_000
+        /// (`FLOWMETER_MAX_UNFLUSHED_RECORDS`, default 1,000,000, and 4,000,000 for a backfill). A flush of a
+        /// backlog costs about the same whatever its size (it mostly rewrites the pending-flow set), so larger
+        /// flushes mean less work in all; a backfill's crash re-reads at most that many records.
+        let maxUnflushedRecords: Int
         /// A flush starts before the interval is up once this many records are unflushed (half the pause bound): a
         /// backlog or a backfill is written in steady chunks instead of filling the bound and waiting, paused, for the
         /// interval. Not while a failed flush waits for its retry (`flushFailing`).
@@ -185,6 +182,11 @@ final class Intake: Service {
 
         init(intake: Intake) throws {
             self.intake = intake
+            let backfill = if case .untilEnd = intake.mode { true } else { false }
+            maxUnflushedRecords =
+                ProcessInfo.processInfo.environment["FLOWMETER_MAX_UNFLUSHED_RECORDS"].flatMap { Int($0) }.map {
+                    max(1, $0)
+                } ?? (backfill ? 4_000_000 : 1_000_000)
             self.sink = intake.configuration.postgresURL.map {
                 RollupSink(url: $0, group: intake.configuration.group, logger: intake.logger)
             }
