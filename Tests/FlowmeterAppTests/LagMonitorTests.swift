@@ -52,7 +52,8 @@ private final class LagFixture: Sendable {
         window: Int = 3,
         assignment: Set<TopicPartition>,
         seenTimestamp: @escaping @Sendable (TopicPartition, Int64) -> Int64? = { _, _ in nil },
-        cachedWatermarks: @escaping @Sendable (TopicPartition) -> Watermarks? = { _ in nil }
+        cachedWatermarks: @escaping @Sendable (TopicPartition) -> Watermarks? = { _ in nil },
+        logger: Logger = quiet
     ) throws -> LagMonitor {
         var limits = AnalyzerLimits()
         limits.statusWindow = window
@@ -68,7 +69,7 @@ private final class LagFixture: Sendable {
             interval: .milliseconds(200),
             requestTimeout: .seconds(1),
             readTimeout: .seconds(2),
-            logger: quiet,
+            logger: logger,
             assignment: { assignment },
             cachedWatermarks: cachedWatermarks,
             seenTimestamp: seenTimestamp
@@ -368,6 +369,42 @@ struct LagMonitorTests {
         #expect(metrics(monitor).contains("flowmeter_consumergroup_lag_stale{group=\"graders\"} 0\n"))
     }
 
+    /// End offsets that cannot be read leave the group's lag stale (the last values kept), and the log says why: this
+    /// was the one way to go stale without a warning.
+    @Test func endOffsetsThatCannotBeReadAreReported() async throws {
+        let fixture = try LagFixture(topics: ["orders": 1])
+        let p0 = TopicPartition("orders", 0)
+        try fixture.produce(p0, count: 10) { _ in nowMs() }
+        let graders = try fixture.committer("graders")
+        try graders.commit(processed: [p0: 3])
+        graders.close()
+        let logs = WarningLog()
+        let monitor = try fixture.monitor(
+            groups: [WatchedGroup(group: .name("graders"), topics: ["orders"])],
+            assignment: [p0],
+            logger: logs.logger
+        )
+        defer { monitor.close() }
+        await monitor.pollOnce()
+        #expect(monitor.isStale(group: "graders") == false)
+        #expect(!logs.warnings.contains { $0.message.hasPrefix("Cannot") })
+
+        // Every ListOffsets request fails (committed offsets still answer).
+        fixture.cluster.pushRequestErrors(.listOffsets, Array(repeating: .unknownTopicOrPartition, count: 200))
+        await monitor.pollOnce()
+        fixture.cluster.clearRequestErrors(.listOffsets)
+        #expect(monitor.isStale(group: "graders") == true)
+        #expect(sample(monitor, "graders", p0)?.lagMessages == 6)
+        let warning = try #require(
+            logs.warnings.first {
+                $0.message.hasPrefix("Cannot read end offsets") && $0.metadata["lag.group"] == "graders"
+            }
+        )
+        #expect(warning.metadata["lag.partition"] == "orders[0]")
+        #expect(warning.metadata["lag.partitions"] == "1")
+        #expect(warning.metadata["kafka.error"]?.isEmpty == false)
+    }
+
     /// More partitions than the admin client runs watermark queries at once (8), each query a 40 ms round trip:
     /// every partition is answered in the first cycle and the group is not stale.
     @Test func manyPartitionsAreAllAnsweredInOneCycle() async throws {
@@ -430,5 +467,32 @@ struct LagMonitorTests {
         task.cancel()
         _ = await task.result
         #expect(sample(monitor, "flowmeter", p0)?.committedOffset == nil)
+    }
+}
+
+/// Keeps the warnings (and worse) a logger receives.
+private final class WarningLog: Sendable {
+    struct Entry: Sendable {
+        var message: String
+        var metadata: [String: String]
+    }
+    private let entries = Mutex<[Entry]>([])
+    var warnings: [Entry] { entries.withLock { $0 } }
+
+    var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
+
+    private struct Handler: LogHandler {
+        let log: WarningLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .warning
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            var flat: [String: String] = [:]
+            for (key, value) in event.metadata ?? [:] { flat[key] = "\(value)" }
+            log.entries.withLock { $0.append(Entry(message: "\(event.message)", metadata: flat)) }
+        }
     }
 }

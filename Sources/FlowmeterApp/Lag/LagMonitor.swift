@@ -226,14 +226,29 @@ public final class LagMonitor: Service, Sendable {
                     metadata: ["lag.group": "\(group)", "kafka.error": "\(error)"]
                 )
             case .success:
+                var noEnd: [(partition: TopicPartition, error: KafkaError?)] = []
                 for partition in partitions {
                     guard case .some(.success) = watermarks[partition] else {
-                        if case .some(.failure(let error)) = watermarks[partition], !Self.isUnanswered(error) {
-                            update.brokerErrors.insert(partition)
+                        var failure: KafkaError?
+                        if case .some(.failure(let error)) = watermarks[partition] {
+                            failure = error
+                            if !Self.isUnanswered(error) { update.brokerErrors.insert(partition) }
                         }
+                        noEnd.append((partition, failure))
                         update.stale = true
                         continue
                     }
+                }
+                if let first = noEnd.first {
+                    // Stale for want of end offsets: say so, as for the other two reasons (it was silent).
+                    logger.warning(
+                        "Cannot read end offsets; lag kept from the last cycle",
+                        metadata: [
+                            "lag.group": "\(group)", "lag.partition": "\(first.partition)",
+                            "lag.partitions": "\(noEnd.count)",
+                            "kafka.error": "\(first.error.map { "\($0)" } ?? "no answer within \(requestTimeout)")",
+                        ]
+                    )
                 }
                 var unread: [TopicPartition] = []
                 for (partition, partitionOffsets) in polled[group] ?? [] {
