@@ -201,14 +201,14 @@ struct FlowWaiters: Sendable {
     /// Removes a live waiter and unlinks it from its key's chain (usually its head; expiry or a conditional take
     /// may remove a later one, found by walking the chain).
     private mutating func remove(slot: Int) -> FlowWaiter {
-        let entry = slots[slot]
-        let waiter = entry.waiter
+        let waiter = slots[slot].waiter
+        let next = slots[slot].next
         slots[slot].live = false
         slots[slot].waiter.origin.topic = ""  // release the topic string while the slot is free
         freeSlots.append(Int32(slot))
         count -= 1
-        if entry.persisted { removedSinceTake.append((waiter.flow, waiter.origin)) }
-        Self.unlink(Int32(slot), next: entry.next, from: &byKey[waiter.flow][waiter.key], slots: &slots)
+        if slots[slot].persisted { removedSinceTake.append((waiter.flow, waiter.origin)) }
+        Self.unlink(Int32(slot), next: next, from: &byKey[waiter.flow][waiter.key], slots: &slots)
         return waiter
     }
 
@@ -247,8 +247,8 @@ struct FlowWaiters: Sendable {
     }
 
     private static func isLive(_ handle: Handle, in slots: [Slot]) -> Bool {
-        let slot = slots[Int(handle.slot)]
-        return slot.live && slot.waiter.sequence == handle.sequence
+        // Field by field: a copy of the slot would retain its strings.
+        slots[Int(handle.slot)].live && slots[Int(handle.slot)].waiter.sequence == handle.sequence
     }
 
     /// A waiter, or a free slot (`live` false).
