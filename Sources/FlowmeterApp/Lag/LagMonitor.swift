@@ -157,17 +157,17 @@ public final class LagMonitor: Service, Sendable {
         let noMembers = await groupsWithoutMembers(plan.keys)
 
         // Committed offsets: one OffsetFetch request per group, all groups at once.
-        let committed = await withTaskGroup(of: (String, Result<[TopicPartition: Int64?], KafkaError>).self) {
-            tasks in
+        // (Answers are stored by the children, not returned: see `fetchWatermarks`.)
+        let committedAnswers = TaskAnswers<String, Result<[TopicPartition: Int64?], KafkaError>>()
+        await withTaskGroup(of: Void.self) { tasks in
             for (group, partitions) in plan where !partitions.isEmpty {
                 tasks.addTask { [self] in
-                    (group, await committedOffsets(group: group, partitions: partitions))
+                    committedAnswers.store(await committedOffsets(group: group, partitions: partitions), for: group)
                 }
             }
-            var results: [String: Result<[TopicPartition: Int64?], KafkaError>] = [:]
-            for await (group, result) in tasks { results[group] = result }
-            return results
+            await tasks.waitForAll()
         }
+        let committed = committedAnswers.all
 
         // Watermarks of every partition some group has fresh commits for, after the commits.
         var highestCommit: [TopicPartition: Int64] = [:]
@@ -438,8 +438,11 @@ public final class LagMonitor: Service, Sendable {
         //
         // Each child stores its answer under a lock and returns nothing: a release build of this group with
         // `(TopicPartition, Result<Watermarks, KafkaError>)` child results crashed in the runtime while copying a
-        // child's result (`swift_retain` of 0x8 under `TaskGroup` `offer`/`next`, 3 of 5 one-minute demos).
-        let answers = WatermarkAnswers()
+        // child's result (`swift_retain` of 0x8 under `TaskGroup` `offer`/`next`) in 2 of 4 demos from a fresh clone,
+        // and in none of 10 after this change. The cause was not found (the child also used a typed-throws
+        // `do`/`catch` inside a nested function that captured the group); the committed-offset group above had the
+        // same shape of result and was changed with it.
+        let answers = TaskAnswers<TopicPartition, Result<Watermarks, KafkaError>>()
         await withTaskGroup(of: Void.self) { tasks in
             var pending = toQuery.makeIterator()
             var running = 0
@@ -834,13 +837,13 @@ extension Duration {
     }
 }
 
-/// The answers of one cycle's watermark queries, stored by the child tasks that got them.
-private final class WatermarkAnswers: Sendable {
-    private let answers = Mutex<[TopicPartition: Result<Watermarks, KafkaError>]>([:])
+/// Answers stored by the child tasks of a task group, by key.
+private final class TaskAnswers<Key: Hashable & Sendable, Answer: Sendable>: Sendable {
+    private let answers = Mutex<[Key: Answer]>([:])
 
-    func store(_ answer: Result<Watermarks, KafkaError>, for partition: TopicPartition) {
-        answers.withLock { $0[partition] = answer }
+    func store(_ answer: Answer, for key: Key) {
+        answers.withLock { $0[key] = answer }
     }
 
-    var all: [TopicPartition: Result<Watermarks, KafkaError>] { answers.withLock { $0 } }
+    var all: [Key: Answer] { answers.withLock { $0 } }
 }
