@@ -15,15 +15,11 @@ typealias EarlyResponse = FlowWaiter
 /// Changes are journaled like the correlator's: ``takeChanges()`` reports the responses added since the last take
 /// that are still buffered, and the identities of persisted (reported or restored) responses that left since.
 struct EarlyResponseBuffer: Sendable {
-    let timeoutsMs: [Int64]
     private var waiters: FlowWaiters
 
     init(timeoutsMs: [Int64], maxCount: Int) {
-        self.timeoutsMs = timeoutsMs
-        waiters = FlowWaiters(flows: timeoutsMs.count, maxCount: maxCount)
+        waiters = FlowWaiters(timeoutsMs: timeoutsMs, maxCount: maxCount)
     }
-
-    var maxCount: Int { waiters.maxCount }
 
     /// Responses buffered, over all flows.
     var count: Int { waiters.count }
@@ -45,22 +41,14 @@ struct EarlyResponseBuffer: Sendable {
         origin: RequestOrigin,
         evicted: (EarlyResponse) -> Void
     ) {
-        let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
-        waiters.add(
-            flow: flow,
-            key: key,
-            timeMs: timeMs,
-            origin: origin,
-            deadlineMs: overflow ? Int64.max : deadline,
-            evicted: evicted
-        )
+        waiters.add(flow: flow, key: key, timeMs: timeMs, origin: origin, evicted: evicted)
     }
 
     /// Takes the oldest buffered response of `flow` with `key` whose event time is within the flow's timeout of
     /// `requestTimeMs` (strictly: `|response − request| < timeout`, the pairs in-order processing matches), other
     /// than the request record itself (`origin`).
     mutating func take(flow: Int, key: CorrelationKey, requestTimeMs: Int64, origin: RequestOrigin) -> EarlyResponse? {
-        let timeout = timeoutsMs[flow]
+        let timeout = waiters.timeoutsMs[flow]
         return waiters.take(flow: flow, key: key) { response in
             guard response.origin != origin else { return false }
             let (distance, overflow) = response.timeMs.subtractingReportingOverflow(requestTimeMs)

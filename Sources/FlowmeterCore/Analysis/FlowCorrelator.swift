@@ -82,15 +82,11 @@ struct PendingSnapshot: Sendable, Hashable {
 /// restored) and have since left. Each entry knows whether it was reported (`persisted`), so the journal holds only
 /// the requests added since the last take plus the persisted ones removed since: no scan of the pending set.
 struct FlowCorrelator: Sendable {
-    let timeoutsMs: [Int64]
     private var waiters: FlowWaiters
 
     init(timeoutsMs: [Int64], maxPending: Int) {
-        self.timeoutsMs = timeoutsMs
-        waiters = FlowWaiters(flows: timeoutsMs.count, maxCount: maxPending)
+        waiters = FlowWaiters(timeoutsMs: timeoutsMs, maxCount: maxPending)
     }
-
-    var maxPending: Int { waiters.maxCount }
 
     /// Requests waiting for a response, over all flows.
     var pendingCount: Int { waiters.count }
@@ -118,14 +114,7 @@ struct FlowCorrelator: Sendable {
         origin: RequestOrigin = RequestOrigin(topic: "", partition: -1, offset: -1),
         evicted: (PendingRequest) -> Void
     ) {
-        let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
-        waiters.add(
-            flow: flow,
-            key: key,
-            timeMs: timeMs,
-            origin: origin,
-            deadlineMs: overflow ? Int64.max : deadline
-        ) { evicted(Self.request($0)) }
+        waiters.add(flow: flow, key: key, timeMs: timeMs, origin: origin) { evicted(Self.request($0)) }
     }
 
     /// Re-adds requests reported by ``takeChanges()`` (e.g. after a restart), as already persisted: they are not

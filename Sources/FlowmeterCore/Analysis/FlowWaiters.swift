@@ -29,6 +29,8 @@ struct FlowWaiter: Sendable, Hashable {
 /// identities of persisted (reported or restored) waiters that left since.
 struct FlowWaiters: Sendable {
     let maxCount: Int
+    /// Per flow: how long a waiter waits on the flow clock, from its event time.
+    let timeoutsMs: [Int64]
     private var slots: [Slot] = []
     private var freeSlots: [Int32] = []
     private(set) var count = 0
@@ -41,9 +43,10 @@ struct FlowWaiters: Sendable {
     /// Persisted waiters removed since the last take.
     private var removedSinceTake: [(flow: Int, origin: RequestOrigin)] = []
 
-    init(flows: Int, maxCount: Int) {
+    init(timeoutsMs: [Int64], maxCount: Int) {
         self.maxCount = Swift.max(0, maxCount)
-        byKey = Array(repeating: [:], count: flows)
+        self.timeoutsMs = timeoutsMs
+        byKey = Array(repeating: [:], count: timeoutsMs.count)
     }
 
     /// Entries held in the insertion queue and the deadline heap, live or stale.
@@ -58,18 +61,19 @@ struct FlowWaiters: Sendable {
     /// The earliest deadline of a waiter (a hint: stale heap entries may make it earlier than the truth).
     var earliestDeadlineMs: Int64? { deadlines.first?.deadlineMs }
 
-    /// Adds a waiter with the next sequence; `evicted` is called for each waiter dropped by the bound (possibly this
-    /// one, when the bound is 0).
+    /// Adds a waiter with the next sequence, due at its event time plus its flow's timeout (`Int64.max` on
+    /// overflow); `evicted` is called for each waiter dropped by the bound (possibly this one, when the bound is 0).
     mutating func add(
         flow: Int,
         key: CorrelationKey,
         timeMs: Int64,
         origin: RequestOrigin,
-        deadlineMs: Int64,
         evicted: (FlowWaiter) -> Void
     ) {
         let sequence = nextSequence
         nextSequence += 1
+        let (deadline, overflow) = timeMs.addingReportingOverflow(timeoutsMs[flow])
+        let deadlineMs = overflow ? Int64.max : deadline
         let handle = insert(
             FlowWaiter(
                 flow: flow,
