@@ -58,10 +58,10 @@ public enum Backfill {
     ///
     /// A backlog is read in the order librdkafka fetches its partitions (about a megabyte of each in turn), not in
     /// event time, so a request and its response may be read hundreds of thousands of records apart. `run`'s default
-    /// of 100,000 evicted most of the flows of a 1,000,000-record LearnFlow backlog (lesson: 82,806 of 166,667;
-    /// submission-to-progress: 133,989) and left them unmatched; with 1,000,000 every flow matched. A waiter costs
-    /// about 250 bytes (slot, key index, queue, heap and journal entries), so a full bound is ~250 MB each for
-    /// requests and early responses; the memory is taken only as the backlog needs it.
+    /// of 100,000 evicted, in one 1,000,000-record LearnFlow backfill, 82,806 of 166,667 `lesson` pairs and 133,989
+    /// of 166,666 `submission-to-progress` pairs, left unmatched; with 1,000,000 every pair matched. By the sizes of
+    /// its slot, key index, queue, heap and journal entries (not measured) a waiter costs about 250 bytes, so a full
+    /// bound is ~250 MB each for requests and early responses; the memory is taken only as the backlog needs it.
     public static let flowBoundDefault = 1_000_000
 
     /// Runs a backfill.
