@@ -21,6 +21,27 @@ import Testing
     /// Against the generic `BoundedSet` (a `Set` and a ring): the same answers for every insert, with
     /// fingerprints drawn from small ranges (many duplicates, long probe runs after evictions) and from the full
     /// 64-bit range, through growth and a full window.
+    /// A window larger than the largest is clamped to it; the tag shrinks with the ring position's width but answers
+    /// stay exact in practice (against the reference set with a capacity that needs 18 position bits).
+    @Test func largeWindowsClampAndStillAnswer() {
+        #expect(FingerprintWindow(capacity: .max).capacity == FingerprintWindow.maxCapacity)
+        #expect(FingerprintWindow(capacity: -5).capacity == 0)
+        var window = FingerprintWindow(capacity: 150_000)
+        var reference = BoundedSet<UInt64>(capacity: 150_000)
+        var generator = SplitMix(seed: 42)
+        var mismatches = 0
+        var duplicates = 0
+        for _ in 0..<400_000 {
+            let fingerprint = generator.next() % 300_000
+            let answer = window.insert(fingerprint)
+            if answer != reference.insert(fingerprint) { mismatches += 1 }
+            if !answer { duplicates += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(duplicates > 100_000)
+        #expect(window.count == 150_000)
+    }
+
     @Test(arguments: [1, 2, 7, 100, 1000])
     func answersLikeTheReferenceSet(capacity: Int) {
         var generator = SplitMix(seed: UInt64(capacity))
