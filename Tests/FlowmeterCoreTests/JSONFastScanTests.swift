@@ -108,3 +108,87 @@ private struct RecordingSink: TopLevelMemberSink {
         }
     }
 }
+
+/// The word-at-a-time string scan around its edges: 8-byte word boundaries, the buffer's last word, escapes.
+@Suite struct JSONFastScanWordBoundaryTests {
+    /// Whether both scans give the same verdict and members (as in ``JSONFastScanTests``).
+    private func agree(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return true }
+            var full = RecordingSink()
+            let fullKind = try? JSONDocument.scan(
+                base: base,
+                start: 0,
+                end: buffer.count,
+                validate: true,
+                maxDepth: 512,
+                sink: &full
+            )
+            var fast = RecordingSink()
+            let fastKind = JSONDocument.scanFast(base: base, start: 0, end: buffer.count, maxDepth: 512, sink: &fast)
+            if let fastKind { return fastKind == fullKind && fast.members == full.members }
+            return fullKind == nil || fullKind != .object
+        }
+    }
+
+    @Test func everySpecialByteAtEveryPositionOfShortStrings() {
+        // Bytes around the classes the SWAR test separates: controls, space, quote, backslash, DEL, non-ASCII.
+        let probes: [[UInt8]] = [
+            [0x00], [0x01], [0x09], [0x1F], [0x20], [0x21], [0x22], [0x23], [0x5B], [0x5C], [0x5D], [0x7E], [0x7F],
+            [0x80], [0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9F, 0x98, 0x80], [0xC3], [0xFF], [0x5C, 0x6E],
+            [0x5C, 0x22], [0x5C, 0x5C], [0x5C, 0x75, 0x30, 0x30, 0x33, 0x63], [0x5C, 0x78],
+        ]
+        for length in 0...20 {
+            for position in 0...length {
+                for probe in probes {
+                    var content = [UInt8](repeating: 0x61, count: length)
+                    if position < length {
+                        content.replaceSubrange(position..<position + 1, with: probe)
+                    } else if position > 0 {
+                        continue
+                    }
+                    let string = [ASCII.quote] + content + [ASCII.quote]
+                    // The string as the last value (its closing quote within the last 8 bytes), as a key, inside
+                    // `data`, and at each offset from the buffer's start (short buffers: fewer than 8 bytes before it).
+                    let documents: [[UInt8]] = [
+                        Array("{\"k\":".utf8) + string + [ASCII.closeBrace],
+                        Array("{\"k\":".utf8) + string + Array("}  ".utf8),
+                        [ASCII.openBrace] + string + Array(":1}".utf8),
+                        Array("{\"data\":{\"a\":".utf8) + string + Array("},\"z\":[".utf8) + string + Array("]}".utf8),
+                        Array("{\"x\":".utf8) + string + Array(",\"y\":\"abcdefghijklmnop\"}".utf8),
+                    ]
+                    for document in documents {
+                        #expect(agree(document), "\(document)")
+                        // Cut short at every length: unterminated strings must not be read past the end.
+                        for cut in max(0, document.count - 12)..<document.count {
+                            #expect(agree(Array(document[0..<cut])), "\(document[0..<cut])")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theLowestFlaggedByteOfAWordIsTheFirstSpecialOne() {
+        func isSpecial(_ b: UInt8) -> Bool { b == 0x22 || b == 0x5C || b < 0x20 || b >= 0x80 }
+        var rng = SplitMix64(state: 0x5BAD)
+        let interesting: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F, 0x80, 0xFF]
+        for _ in 0..<200_000 {
+            var bytes = [UInt8](repeating: 0, count: 8)
+            for k in 0..<8 {
+                let r = rng.next()
+                bytes[k] =
+                    r % 3 == 0
+                    ? interesting[Int((r >> 8) % UInt64(interesting.count))] : UInt8(0x20 + (r >> 8) % 0x60)
+            }
+            var word: UInt64 = 0
+            for k in (0..<8).reversed() { word = word << 8 | UInt64(bytes[k]) }
+            let special = JSONCursor.specialBytes(word)
+            if let first = bytes.firstIndex(where: isSpecial) {
+                #expect(special.trailingZeroBitCount / 8 == first, "\(bytes)")
+            } else {
+                #expect(special == 0, "\(bytes)")
+            }
+        }
+    }
+}

@@ -240,8 +240,25 @@ struct AttributeCollector: TopLevelMemberSink {
         return repeated
     }
 
-    mutating func member(keyStart: Int, keyEnd: Int, keyEscaped: Bool, value: MemberSpan, base: UnsafePointer<UInt8>) {
+    @inline(__always) mutating func member(
+        keyStart: Int,
+        keyEnd: Int,
+        keyEscaped: Bool,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    ) {
         if !keyEscaped && store(value, key: base + keyStart, count: keyEnd - keyStart) { return }
+        otherMember(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: value, base: base)
+    }
+
+    /// ``member(keyStart:keyEnd:keyEscaped:value:base:)`` for an escaped name or one outside the envelope set.
+    @inline(never) private mutating func otherMember(
+        keyStart: Int,
+        keyEnd: Int,
+        keyEscaped: Bool,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    ) {
         let attribute: Attribute?
         if keyEscaped {
             let key = JSONString.unescapedBytes(base, keyStart, keyEnd)

@@ -264,17 +264,16 @@ struct JSONCursor {
     /// 0x20 or above 0x7F (SWAR). Bytes above the first flagged one may be flagged wrongly (a borrow carries into
     /// them); the lowest flagged byte is always exact, and none is flagged if there is none. On little-endian
     /// platforms (all that Swift on Linux and macOS runs on) the lowest byte is the first in memory.
+    ///
+    /// With bit 1 flipped a quote is 0x20, a byte below 0x20 stays below 0x20 and every other byte from 0x20 to 0x7F
+    /// is at least 0x21 (0x20 becomes 0x22), so quotes and control bytes are the bytes that borrow when 0x21 is
+    /// subtracted; a backslash is the byte that borrows when 1 is subtracted after XOR with 0x5C. A byte above 0x7F
+    /// has its own high bit set. (Below the first flagged byte no byte borrows, so that byte is exact.)
     @inline(__always) static func specialBytes(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ (ones &* 0x22)
-        let backslashes = word ^ (ones &* 0x5C)
-        // A byte is zero in `x` iff the high bit of that byte is set in (x - ones) & ~x & highs.
-        let hasQuote = (quotes &- ones) & ~quotes
-        let hasBackslash = (backslashes &- ones) & ~backslashes
-        // A byte below 0x20 (with the high bit clear) sets the high bit of (word - 0x20...) & ~word.
-        let hasControl = (word &- (ones &* 0x20)) & ~word
-        return (hasQuote | hasBackslash | hasControl | word) & highs
+        let quoteOrControl = (word ^ (ones &* 0x02)) &- (ones &* 0x21)
+        let backslash = (word ^ (ones &* 0x5C)) &- ones
+        return (quoteOrControl | backslash | word) & (ones &* 0x80)
     }
 
     /// Validates one multi-byte UTF-8 sequence at `pos` (Unicode Table 3-7).
@@ -665,50 +664,132 @@ enum JSONString {
 
 // MARK: - Fast validation
 
-extension JSONCursor {
-    /// The byte at `pos` after skipping whitespace, or 0 at the end of the buffer (0 never starts a token, so the
-    /// fast scan rejects it like any other unexpected byte).
-    @inline(__always) mutating func nextByte() -> UInt8 {
-        guard pos < end else { return 0 }
-        let c = base[pos]
+/// The validating scan of ``JSONDocument/scanFast(base:start:end:maxDepth:sink:)``: the same grammar as
+/// ``JSONCursor`` in validating mode, without error details, on a position held in a local (so that it stays in a
+/// register) with wrapping arithmetic. Anything unusual (escapes, non-ASCII, fractions and exponents, nesting deeper
+/// than 64 levels) goes to ``JSONCursor``. A `false`, `nil` or -1 result says that the value is not valid, not why: the
+/// caller runs the full scan for the error.
+enum FastScan {
+    /// The byte at `i` after skipping whitespace, or 0 at the end of the buffer (0 never starts a token, so the scan
+    /// rejects it like any other unexpected byte).
+    @inline(__always) static func byte(_ base: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> UInt8 {
+        guard i < end else { return 0 }
+        let c = base[i]
         if c > 0x20 { return c }
-        skipWhitespace()
-        return pos < end ? base[pos] : 0
+        i = skipWhitespace(base, i, end)
+        return i < end ? base[i] : 0
     }
 
-    /// Scans a string starting at the opening quote at `pos`, like ``scanString()``.
-    /// - Returns: Whether it is valid; `escaped` tells whether it contained a backslash escape.
-    @inline(__always) mutating func fastString(_ escaped: inout Bool) -> Bool {
-        var p = pos + 1
-        while p + 8 <= end {
-            let special = Self.specialBytes(UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self))
-            if special == 0 {
-                p += 8
-                continue
+    /// The position of the first byte at or after `i` that is not whitespace, or `end`.
+    @inline(never) static func skipWhitespace(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
+        var i = i
+        while i < end && ASCII.isWhitespace(base[i]) { i &+= 1 }
+        return i
+    }
+
+    /// Scans the string whose opening quote is at `i`; leaves `i` after the closing quote.
+    ///
+    /// Eight bytes at a time while they are printable ASCII without quote or backslash (``JSONCursor/specialBytes(_:)``
+    /// lands exactly on the first byte that is not); within the last 8 bytes of the buffer, the buffer's last word
+    /// shifted so that its first byte is the next one (the zero bytes shifted in count as special, so a quote found
+    /// among them is not taken). Anything else goes to ``JSONCursor/scanStringSlowly()``.
+    /// - Returns: Whether the string is valid; `escaped` is set to whether it contained a backslash escape.
+    @inline(__always) static func string(
+        _ base: UnsafePointer<UInt8>,
+        _ i: inout Int,
+        _ end: Int,
+        _ escaped: inout Bool
+    ) -> Bool {
+        var p = i &+ 1
+        let lastWord = end &- 8
+        while p <= lastWord {
+            let special = JSONCursor.specialBytes(UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self))
+            if special != 0 {
+                p &+= special.trailingZeroBitCount &>> 3
+                if base[p] == ASCII.quote {
+                    i = p &+ 1
+                    escaped = false
+                    return true
+                }
+                break
             }
-            p += special.trailingZeroBitCount &>> 3
-            if base[p] == ASCII.quote {
-                pos = p + 1
+            p &+= 8
+        }
+        // Fewer than 8 bytes left: the buffer's last word, read from `end - 8`, which is inside the buffer when
+        // `p >= 8`.
+        let remaining = end &- p
+        if remaining > 0 && remaining < 8 && p >= 8 {
+            let word = UnsafeRawPointer(base + lastWord).loadUnaligned(as: UInt64.self)
+            let special = JSONCursor.specialBytes(word &>> (UInt64(8 &- remaining) &<< 3))
+            let k = special.trailingZeroBitCount &>> 3
+            if k < remaining && base[p &+ k] == ASCII.quote {
+                i = p &+ k &+ 1
                 escaped = false
                 return true
             }
-            break
         }
-        return fastStringSlowly(&escaped)
-    }
-
-    @inline(never) mutating func fastStringSlowly(_ escaped: inout Bool) -> Bool {
-        do {
-            try scanStringSlowly()
-        } catch {
-            return false
-        }
-        escaped = lastStringEscaped
+        let (next, hadEscape) = stringSlowly(base, i, end)
+        guard next >= 0 else { return false }
+        i = next
+        escaped = hadEscape
         return true
     }
 
-    /// Scans `true`, `false` or `null` at `pos`, whose first byte is `c`.
-    @inline(__always) mutating func fastLiteral(_ c: UInt8) -> JSONValueKind? {
+    /// ``string(_:_:_:_:)`` in full (escapes, UTF-8, short buffers) for the string whose opening quote is at `i`.
+    /// - Returns: The position after the closing quote (-1 if the string is not valid) and whether it had an escape.
+    @inline(never) static func stringSlowly(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (Int, Bool) {
+        var cursor = JSONCursor(base: base, start: i, end: end, validate: true, maxDepth: 0)
+        do {
+            try cursor.scanStringSlowly()
+        } catch {
+            return (-1, false)
+        }
+        return (cursor.pos, cursor.lastStringEscaped)
+    }
+
+    /// Scans the number at `i` (whose first byte is `-` or a digit). Integers inline; a fraction or an exponent goes
+    /// to ``JSONCursor/scanNumber()``.
+    @inline(__always) static func number(_ base: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Bool {
+        var p = i
+        if base[p] == ASCII.minus { p &+= 1 }
+        guard p < end else { return false }
+        let first = base[p]
+        p &+= 1
+        if first &- 0x31 < 9 {
+            while p < end && ASCII.isDigit(base[p]) { p &+= 1 }
+        } else if first != ASCII.zero {
+            return false
+        }
+        if p < end {
+            let c = base[p]
+            if c == ASCII.dot || c | 0x20 == 0x65 {
+                p = numberSlowly(base, i, end)
+                guard p >= 0 else { return false }
+            }
+        }
+        i = p
+        return true
+    }
+
+    /// ``number(_:_:_:)`` for a number with a fraction or an exponent at `i`.
+    /// - Returns: The position after it, or -1 if it is not valid.
+    @inline(never) static func numberSlowly(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
+        var cursor = JSONCursor(base: base, start: i, end: end, validate: true, maxDepth: 0)
+        do {
+            try cursor.scanNumber()
+        } catch {
+            return -1
+        }
+        return cursor.pos
+    }
+
+    /// Scans `true`, `false` or `null` at `i`, whose first byte is `c`.
+    @inline(__always) static func literal(
+        _ base: UnsafePointer<UInt8>,
+        _ i: inout Int,
+        _ end: Int,
+        _ c: UInt8
+    ) -> JSONValueKind? {
         let text: StaticString
         let kind: JSONValueKind
         switch c {
@@ -718,97 +799,118 @@ extension JSONCursor {
         case 0x66:
             text = "false"
             kind = .bool
-        default:
+        case 0x6E:
             text = "null"
             kind = .null
-        }
-        let count = text.utf8CodeUnitCount
-        guard pos + count <= end, memoryEquals(text.utf8Start, base + pos, count) else { return nil }
-        pos += count
-        return kind
-    }
-
-    /// Validates one value at `pos` whose first byte is `c`, in a container at nesting depth `depth`.
-    /// - Returns: Its kind, or `nil` if it is not valid. For strings, `escaped` tells whether it had an escape.
-    @inline(__always) mutating func fastValue(_ c: UInt8, depth: Int, escaped: inout Bool) -> JSONValueKind? {
-        switch c {
-        case ASCII.quote:
-            return fastString(&escaped) ? .string : nil
-        case ASCII.openBrace, ASCII.openBracket:
-            return fastContainer(depth: depth) ? (c == ASCII.openBrace ? .object : .array) : nil
-        case ASCII.minus, ASCII.zero...ASCII.nine:
-            do {
-                try scanNumber()
-            } catch {
-                return nil
-            }
-            return .number
-        case 0x74, 0x66, 0x6E:
-            return fastLiteral(c)
         default:
             return nil
         }
+        let count = text.utf8CodeUnitCount
+        guard end &- i >= count, memoryEquals(text.utf8Start, base + i, count) else { return nil }
+        i &+= count
+        return kind
     }
 
-    /// Validates the container at `pos` (iteratively, like `scanContainer`), without error details.
-    @inline(never) mutating func fastContainer(depth outerDepth: Int) -> Bool {
-        var stack = ContainerStack()
-        guard outerDepth + 1 <= maxDepth else { return false }
-        var isObject = base[pos] == ASCII.openBrace
-        stack.push(isObject: isObject)
-        pos += 1
-        var c = nextByte()
-        var escaped = false
-        if c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) {
-            pos += 1
-            return true
+    /// Scans a value that is not a string at `i`, whose first byte is `c`, in a container at nesting depth 1.
+    @inline(__always) static func nonString(
+        _ base: UnsafePointer<UInt8>,
+        _ i: inout Int,
+        _ end: Int,
+        _ c: UInt8,
+        maxDepth: Int
+    ) -> JSONValueKind? {
+        switch c {
+        case ASCII.openBrace, ASCII.openBracket:
+            let next = container(base, i, end, maxDepth: maxDepth)
+            guard next >= 0 else { return nil }
+            i = next
+            return c == ASCII.openBrace ? .object : .array
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            return number(base, &i, end) ? .number : nil
+        default:
+            return literal(base, &i, end, c)
         }
-        next: while true {
+    }
+
+    /// Validates the container opened at `i`, the value of a member of the top-level object (nesting depth 2 and
+    /// below), iteratively with a one-word stack; a container nested more than 64 levels below the top-level object
+    /// goes to ``JSONCursor`` (from its start).
+    /// - Returns: The position after the container, or -1 if it is not valid.
+    @inline(never) static func container(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int, maxDepth: Int) -> Int {
+        let start = i
+        var i = i
+        // Levels below the top-level object; bit `level - 1` of `objects` is set when that level is an object.
+        let limit = maxDepth &- 1
+        guard limit >= 1 else { return -1 }
+        var level = 1
+        var objects: UInt64 = 0
+        var isObject = base[i] == ASCII.openBrace
+        if isObject { objects = 1 }
+        var escaped = false
+        i &+= 1
+        var c = byte(base, &i, end)
+        if c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) {
+            i &+= 1
+            return i
+        }
+        element: while true {
             // At the first byte of a member (object) or an element (array).
             if isObject {
-                guard c == ASCII.quote, fastString(&escaped), nextByte() == ASCII.colon else { return false }
-                pos += 1
-                c = nextByte()
+                guard c == ASCII.quote, string(base, &i, end, &escaped), byte(base, &i, end) == ASCII.colon else {
+                    return -1
+                }
+                i &+= 1
+                c = byte(base, &i, end)
             }
             switch c {
             case ASCII.quote:
-                guard fastString(&escaped) else { return false }
+                guard string(base, &i, end, &escaped) else { return -1 }
             case ASCII.openBrace, ASCII.openBracket:
-                guard outerDepth + stack.count + 1 <= maxDepth else { return false }
+                guard level < limit else { return -1 }
+                if level == 64 { return deepContainer(base, start, end, maxDepth: maxDepth) }
+                let bit = UInt64(1) &<< UInt64(level)
+                level &+= 1
                 isObject = c == ASCII.openBrace
-                stack.push(isObject: isObject)
-                pos += 1
-                c = nextByte()
-                if c != (isObject ? ASCII.closeBrace : ASCII.closeBracket) { continue next }
-                pos += 1
-                stack.pop()
-                isObject = stack.topIsObject
+                objects = isObject ? objects | bit : objects & ~bit
+                i &+= 1
+                c = byte(base, &i, end)
+                if c != (isObject ? ASCII.closeBrace : ASCII.closeBracket) { continue element }
+                i &+= 1
+                level &-= 1
+                isObject = objects & (UInt64(1) &<< UInt64(level &- 1)) != 0
             case ASCII.minus, ASCII.zero...ASCII.nine:
-                do {
-                    try scanNumber()
-                } catch {
-                    return false
-                }
-            case 0x74, 0x66, 0x6E:
-                guard fastLiteral(c) != nil else { return false }
+                guard number(base, &i, end) else { return -1 }
             default:
-                return false
+                guard literal(base, &i, end, c) != nil else { return -1 }
             }
             // After a value.
             while true {
-                c = nextByte()
+                c = byte(base, &i, end)
                 if c == ASCII.comma {
-                    pos += 1
-                    c = nextByte()
-                    continue next
+                    i &+= 1
+                    c = byte(base, &i, end)
+                    continue element
                 }
-                guard c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) else { return false }
-                pos += 1
-                stack.pop()
-                if stack.count == 0 { return true }
-                isObject = stack.topIsObject
+                guard c == (isObject ? ASCII.closeBrace : ASCII.closeBracket) else { return -1 }
+                i &+= 1
+                level &-= 1
+                if level == 0 { return i }
+                isObject = objects & (UInt64(1) &<< UInt64(level &- 1)) != 0
             }
         }
+    }
+}
+
+extension FastScan {
+    /// ``container(_:_:_:maxDepth:)`` for a container nested deeper than its stack holds, by ``JSONCursor``.
+    @inline(never) static func deepContainer(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int, maxDepth: Int) -> Int {
+        var cursor = JSONCursor(base: base, start: i, end: end, validate: true, maxDepth: maxDepth)
+        do {
+            _ = try cursor.scanValue(depth: 1)
+        } catch {
+            return -1
+        }
+        return cursor.pos
     }
 }
 
@@ -819,6 +921,8 @@ extension JSONDocument {
     /// - Returns: The kind of the top-level value (`.object`) if the document is valid; `nil` if it is not valid or
     ///   not an object. Then `sink` may have received members, and the caller runs the full scan on a fresh sink
     ///   for the verdict (and the error): on valid documents both scans report the same members.
+    /// - Precondition: `base[0..<end]` is readable (the string scan may read the 8 bytes before `end`, which can lie
+    ///   before `start`).
     static func scanFast(
         base: UnsafePointer<UInt8>,
         start: Int,
@@ -826,39 +930,46 @@ extension JSONDocument {
         maxDepth: Int,
         sink: inout some TopLevelMemberSink
     ) -> JSONValueKind? {
-        var cursor = JSONCursor(base: base, start: start, end: end, validate: true, maxDepth: maxDepth)
-        guard maxDepth >= 1, cursor.nextByte() == ASCII.openBrace else { return nil }
-        cursor.pos += 1
-        var c = cursor.nextByte()
+        var i = start
+        guard maxDepth >= 1, FastScan.byte(base, &i, end) == ASCII.openBrace else { return nil }
+        i &+= 1
+        var c = FastScan.byte(base, &i, end)
         if c == ASCII.closeBrace {
-            cursor.pos += 1
+            i &+= 1
         } else {
             while true {
                 guard c == ASCII.quote else { return nil }
-                let keyStart = cursor.pos + 1
+                let keyStart = i &+ 1
                 var keyEscaped = false
-                guard cursor.fastString(&keyEscaped) else { return nil }
-                let keyEnd = cursor.pos - 1
-                guard cursor.nextByte() == ASCII.colon else { return nil }
-                cursor.pos += 1
-                c = cursor.nextByte()
-                let valueStart = cursor.pos
+                guard FastScan.string(base, &i, end, &keyEscaped) else { return nil }
+                let keyEnd = i &- 1
+                guard FastScan.byte(base, &i, end) == ASCII.colon else { return nil }
+                i &+= 1
+                c = FastScan.byte(base, &i, end)
+                let valueStart = i
                 var escaped = false
-                guard let kind = cursor.fastValue(c, depth: 1, escaped: &escaped) else { return nil }
-                let span = MemberSpan(valueStart: valueStart, valueEnd: cursor.pos, kind: kind, escaped: escaped)
+                let kind: JSONValueKind
+                if c == ASCII.quote {
+                    guard FastScan.string(base, &i, end, &escaped) else { return nil }
+                    kind = .string
+                } else {
+                    guard let other = FastScan.nonString(base, &i, end, c, maxDepth: maxDepth) else { return nil }
+                    kind = other
+                }
+                let span = MemberSpan(valueStart: valueStart, valueEnd: i, kind: kind, escaped: escaped)
                 sink.member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: span, base: base)
-                c = cursor.nextByte()
+                c = FastScan.byte(base, &i, end)
                 if c == ASCII.comma {
-                    cursor.pos += 1
-                    c = cursor.nextByte()
+                    i &+= 1
+                    c = FastScan.byte(base, &i, end)
                     continue
                 }
                 guard c == ASCII.closeBrace else { return nil }
-                cursor.pos += 1
+                i &+= 1
                 break
             }
         }
-        cursor.skipWhitespace()
-        return cursor.pos == end ? .object : nil
+        _ = FastScan.byte(base, &i, end)
+        return i == end ? .object : nil
     }
 }
