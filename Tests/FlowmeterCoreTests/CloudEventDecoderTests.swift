@@ -27,6 +27,44 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
 }
 
 @Suite struct CloudEventDecoderTests {
+    /// One decoder over many records: its cache of topic classes (keyed by the topic's bytes, 16 topics) must give
+    /// what a fresh decoder gives, for more topics than it holds, in changing order, with namespaced, listed,
+    /// pattern-matched, outbox and non-ASCII names, and topic strings built anew for each record.
+    @Test func sharedDecoderClassifiesTopicsLikeAFreshOne() {
+        let options = DecoderOptions(
+            dlqTopics: ["orders.dead", "ns-orders.dead"],
+            outboxInternalTopics: ["orders-outbox", "ns-orders-outbox"],
+            namespacePrefix: "ns-"
+        )
+        var topics = [
+            "orders", "orders.dead", "ns-orders.dead", "orders-outbox", "ns-orders-outbox", "ns-orders", "x.dlq",
+            "x.dlq.y", "ns-x.dlq", "dlq", "", "ns-", "orders.dea", "orders.deadx", "caf\u{E9}.dlq", "é.dlq",
+            "a-rather-long-topic-name-beyond-sixteen-bytes.dlq", "a-rather-long-topic-name-beyond-sixteen-bytes",
+        ]
+        for k in 0..<24 { topics.append("topic-\(k)\(k % 3 == 0 ? ".dlq" : "")") }
+        let value = envelope(data: "{}")
+        let shared = CloudEventDecoder(options: options)
+        for round in 0..<3 {
+            let order = round == 1 ? topics.reversed() : topics
+            for topic in order {
+                // A new String each time, with the same bytes.
+                let fresh = String(decoding: Array(topic.utf8), as: UTF8.self)
+                func event(_ decoder: CloudEventDecoder) -> DecodedEvent {
+                    decoder.decode(
+                        topic: fresh,
+                        partition: 0,
+                        offset: 1,
+                        timestampMs: 1_762_161_124_318,
+                        headers: [],
+                        key: nil,
+                        value: Array(value.utf8)
+                    )
+                }
+                #expect(event(shared) == event(CloudEventDecoder(options: options)), "\(topic) round \(round)")
+            }
+        }
+    }
+
     @Test func doubleEncodedJSON() throws {
         let value = envelope(data: #""{\"submissionId\": \"sub-1\", \"n\": 7, \"nested\": {\"k\": [1, \"two\"]}}""#)
         let event = decode(value)

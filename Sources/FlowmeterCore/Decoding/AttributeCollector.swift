@@ -126,7 +126,7 @@ struct AttributeCollector: TopLevelMemberSink {
     private(set) var duplicate = false
 
     subscript(_ attribute: Attribute) -> MemberSpan? {
-        get {
+        @inline(__always) get {
             switch attribute {
             case .data: data
             case .dataBase64: dataBase64

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Decodes Kafka records written by Dapr (and others) into ``DecodedEvent`` values, following
 /// WIRE-FORMAT.md §10 in full.
 ///
@@ -10,6 +12,8 @@ public struct CloudEventDecoder: Sendable {
     private let dlqPatterns: [TopicGlobMatcher]
     private let dlqTopics: TopicNameSet
     private let outboxTopics: TopicNameSet
+    /// The classifications of recent topics, for the public entry point.
+    private let topicClasses = TopicClassCache()
 
     /// Creates a decoder.
     public init(options: DecoderOptions = DecoderOptions()) {
@@ -80,7 +84,7 @@ public struct CloudEventDecoder: Sendable {
     ) -> DecodedEvent {
         decode(
             topic: topic,
-            topicClass: classify(topic: topic),
+            topicClass: cachedClass(of: topic),
             partition: partition,
             offset: offset,
             timestampMs: timestampMs,
@@ -89,6 +93,14 @@ public struct CloudEventDecoder: Sendable {
             keyBytes: key?.count,
             value: value
         )
+    }
+
+    /// ``classify(topic:)`` through the cache of recent topics.
+    private func cachedClass(of topic: String) -> TopicClass {
+        if let cached = topicClasses.cached(topic) { return cached }
+        let topicClass = classify(topic: topic)
+        topicClasses.insert(topic, topicClass)
+        return topicClass
     }
 
     /// What the topic name alone says about its records; callers that decode many records of one topic (the
@@ -179,7 +191,7 @@ public struct CloudEventDecoder: Sendable {
             event.flags.insert(.bom)
             start = 3
         }
-        var members = AttributeCollector()
+        var collector = AttributeCollector()
         let kind: JSONValueKind
         if !oversize,
             let fastKind = JSONDocument.scanFast(
@@ -187,13 +199,13 @@ public struct CloudEventDecoder: Sendable {
                 start: start,
                 end: value.count,
                 maxDepth: options.maxNestingDepth,
-                sink: &members
+                sink: &collector
             )
         {
             kind = fastKind
         } else {
             // Not valid, or not an object: the full scan gives the verdict and the error.
-            members = AttributeCollector()
+            collector = AttributeCollector()
             do {
                 kind = try JSONDocument.scan(
                     base: base,
@@ -201,13 +213,15 @@ public struct CloudEventDecoder: Sendable {
                     end: value.count,
                     validate: !oversize,
                     maxDepth: options.maxNestingDepth,
-                    sink: &members
+                    sink: &collector
                 )
             } catch {
                 notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
                 return
             }
         }
+        // Read from a constant from here on (reads of the variable copied the whole collector each).
+        let members = collector
         if members.duplicate { event.flags.insert(.duplicateMember) }
         guard kind == .object else {
             event.parserClass = .raw
@@ -229,18 +243,36 @@ public struct CloudEventDecoder: Sendable {
 
         // Step 6: a CloudEvent.
         event.parserClass = .cloudEvent
-        var fields = AttributeValues()
-        fields.specversion = attributeValue(specversionSpan, base, reusing: "1.0")
-        fields.id = attributeValue(members[.id], base)
-        fields.source = attributeValue(members[.source], base)
-        fields.type = attributeValue(members[.type], base, reusingCommon: true)
-        fields.subject = attributeValue(members[.subject], base)
-        fields.datacontenttype = attributeValue(members[.datacontenttype], base, reusingCommon: true)
-        fields.topic = attributeValue(members[.topic], base, reusing: plainTopic)
-        fields.pubsubname = attributeValue(members[.pubsubname], base, reusing: "pubsub")
-        fields.time = timeValue(members[.time], base)
-        fields.expiration = timeValue(members[.expiration], base)
-        fields.apply(to: &event)
+        // Step 7, as `AttributeValues.apply(to:)` does it.
+        var flags = event.flags
+        event.specversion = AttributeValues.specversion(
+            attributeValue(specversionSpan, base) { spells("1.0", base, $0, $1) ? "1.0" : nil },
+            &flags
+        )
+        event.id = AttributeValues.required(attributeValue(members[.id], base), .missingID, &flags)
+        event.source = AttributeValues.required(attributeValue(members[.source], base), .missingSource, &flags)
+        event.type = AttributeValues.required(
+            attributeValue(members[.type], base) { commonValue(base, $0, $1) },
+            .missingType,
+            &flags
+        )
+        event.subject = AttributeValues.optional(attributeValue(members[.subject], base), &flags)
+        event.datacontenttype = AttributeValues.optional(
+            attributeValue(members[.datacontenttype], base) { commonValue(base, $0, $1) },
+            &flags
+        )
+        event.topicAttribute = AttributeValues.optional(
+            attributeValue(members[.topic], base) { bytesEqual(plainTopic, base, $0, $1) ? plainTopic : nil },
+            &flags
+        )
+        event.pubsubname = AttributeValues.optional(
+            attributeValue(members[.pubsubname], base) { spells("pubsub", base, $0, $1) ? "pubsub" : nil },
+            &flags
+        )
+        let time = timeValue(members[.time], base)
+        AttributeValues.applyTime(time, to: &event, &flags)
+        AttributeValues.applyExpiration(timeValue(members[.expiration], base), to: &event, &flags)
+        event.flags = flags
 
         let pubsubPresent = members[.pubsubname] != nil
         let topicPresent = members[.topic] != nil
@@ -250,7 +282,7 @@ public struct CloudEventDecoder: Sendable {
             event.producerKind = .nonDapr
         } else if isOutbox {
             event.producerKind = .daprOutbox
-        } else if members.unknownCount == 0 && !bothData, case .parsed(let t) = fields.time, t.precision == .seconds,
+        } else if members.unknownCount == 0 && !bothData, case .parsed(let t) = time, t.precision == .seconds,
             !t.lenient
         {
             event.producerKind = .daprWrapped
@@ -643,6 +675,54 @@ struct TopicNameSet: Sendable {
     }
 }
 
+/// The classifications of the last few topics the public entry point saw, keyed by the topic's UTF-8 bytes (a
+/// topic's class depends only on its name, and consecutive records mostly share a handful of topics): comparing the
+/// bytes with a few cached names costs a fraction of classifying the name again.
+final class TopicClassCache: Sendable {
+    private struct Entry {
+        var bytes: [UInt8]
+        var topicClass: TopicClass
+    }
+
+    private struct State {
+        var entries: [Entry] = []
+        /// The slot the next new topic replaces once the cache is full.
+        var next = 0
+    }
+
+    /// How many topics it keeps.
+    static let capacity = 16
+    private let state = Mutex(State())
+
+    /// The cached class of `topic`, if any.
+    func cached(_ topic: String) -> TopicClass? {
+        let found = topic.utf8.withContiguousStorageIfAvailable { text -> TopicClass? in
+            guard let start = text.baseAddress else { return nil }
+            return state.withLock { state in
+                for entry in state.entries where entry.bytes.count == text.count {
+                    let equal = entry.bytes.withUnsafeBufferPointer { memoryEquals($0.baseAddress!, start, text.count) }
+                    if equal { return entry.topicClass }
+                }
+                return nil
+            }
+        }
+        return found ?? nil
+    }
+
+    /// Caches the class of `topic`, replacing the oldest entry once the cache is full.
+    func insert(_ topic: String, _ topicClass: TopicClass) {
+        let entry = Entry(bytes: Array(topic.utf8), topicClass: topicClass)
+        state.withLock { state in
+            if state.entries.count < Self.capacity {
+                state.entries.append(entry)
+            } else {
+                state.entries[state.next] = entry
+                state.next = (state.next + 1) % Self.capacity
+            }
+        }
+    }
+}
+
 // MARK: - Attribute values
 
 /// What the topic name alone says about its records' role (WIRE-FORMAT.md §10 step 0).
@@ -699,42 +779,66 @@ struct AttributeValues {
     /// Stores the attributes in `event` and raises the step 7 flags.
     func apply(to event: inout DecodedEvent) {
         var flags = event.flags
-        func optional(_ value: AttributeValue) -> String? {
-            switch value {
-            case .string(let s): return s
-            case .other:
-                flags.insert(.wrongType)
-                return nil
-            case .absent, .null: return nil
-            }
-        }
-        func required(_ value: AttributeValue, _ missing: DecoderFlags) -> String? {
-            switch value {
-            case .string(let s):
-                if s.isEmpty { flags.insert(missing) }
-                return s
-            case .other:
-                flags.insert([missing, .wrongType])
-                return nil
-            case .absent, .null:
-                flags.insert(missing)
-                return nil
-            }
-        }
-        switch specversion {
+        event.specversion = Self.specversion(specversion, &flags)
+        event.id = Self.required(id, .missingID, &flags)
+        event.source = Self.required(source, .missingSource, &flags)
+        event.type = Self.required(type, .missingType, &flags)
+        event.subject = Self.optional(subject, &flags)
+        event.datacontenttype = Self.optional(datacontenttype, &flags)
+        event.topicAttribute = Self.optional(topic, &flags)
+        event.pubsubname = Self.optional(pubsubname, &flags)
+        Self.applyTime(time, to: &event, &flags)
+        Self.applyExpiration(expiration, to: &event, &flags)
+        event.flags = flags
+    }
+
+    // The step 7 rules one attribute at a time (the structured path applies them as it reads each member, so that
+    // no `AttributeValues` is built).
+
+    @inline(__always) static func specversion(_ value: AttributeValue, _ flags: inout DecoderFlags) -> String? {
+        switch value {
         case .string(let s):
-            event.specversion = s
             if s != "1.0" { flags.insert(s.hasPrefix("1.0.") ? .specversionMinor : .unsupportedSpecversion) }
+            return s
         case .other, .null, .absent:
             flags.insert(.unsupportedSpecversion)
+            return nil
         }
-        event.id = required(id, .missingID)
-        event.source = required(source, .missingSource)
-        event.type = required(type, .missingType)
-        event.subject = optional(subject)
-        event.datacontenttype = optional(datacontenttype)
-        event.topicAttribute = optional(topic)
-        event.pubsubname = optional(pubsubname)
+    }
+
+    @inline(__always) static func optional(_ value: AttributeValue, _ flags: inout DecoderFlags) -> String? {
+        switch value {
+        case .string(let s): return s
+        case .other:
+            flags.insert(.wrongType)
+            return nil
+        case .absent, .null: return nil
+        }
+    }
+
+    @inline(__always) static func required(
+        _ value: AttributeValue,
+        _ missing: DecoderFlags,
+        _ flags: inout DecoderFlags
+    ) -> String? {
+        switch value {
+        case .string(let s):
+            if s.isEmpty { flags.insert(missing) }
+            return s
+        case .other:
+            flags.insert([missing, .wrongType])
+            return nil
+        case .absent, .null:
+            flags.insert(missing)
+            return nil
+        }
+    }
+
+    @inline(__always) static func applyTime(
+        _ time: TimeValue,
+        to event: inout DecodedEvent,
+        _ flags: inout DecoderFlags
+    ) {
         switch time {
         case .absent: flags.insert(.missingTime)
         case .null: flags.insert(.nullTime)
@@ -744,6 +848,13 @@ struct AttributeValues {
             if t.lenient { flags.insert(.lenientTime) }
             if t.leapSecond { flags.insert(.leapSecond) }
         }
+    }
+
+    @inline(__always) static func applyExpiration(
+        _ expiration: TimeValue,
+        to event: inout DecodedEvent,
+        _ flags: inout DecoderFlags
+    ) {
         switch expiration {
         case .absent, .null: break
         case .other, .empty, .invalid: flags.insert(.invalidExpiration)
@@ -751,15 +862,18 @@ struct AttributeValues {
             event.expiration = CETime(epochNanoseconds: t.epochNanoseconds, precision: t.precision)
             if t.epochMilliseconds < event.timestampMs { flags.insert(.expired) }
         }
-        event.flags = flags
     }
 }
 
-/// Values that recur on almost every record; returning these shared strings saves an allocation each.
-private let commonAttributeValues: [String] = [
-    "com.dapr.event.sent", "application/json", "text/plain", "application/octet-stream",
-    "application/cloudevents+json",
-]
+/// Whether the `count` bytes at `base + start` spell `literal`.
+@inline(__always) private func spells(
+    _ literal: StaticString,
+    _ base: UnsafePointer<UInt8>,
+    _ start: Int,
+    _ count: Int
+) -> Bool {
+    count == literal.utf8CodeUnitCount && memoryEquals(literal.utf8Start, base + start, count)
+}
 
 /// Whether the UTF-8 of `candidate` equals `base[start..<start + count]`.
 private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Bool {
@@ -769,26 +883,33 @@ private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ sta
     } ?? candidate.utf8.elementsEqual(UnsafeBufferPointer(start: base + start, count: count))
 }
 
-/// Materializes a string attribute. A string equal to `reusing` is that string, and one longer than the 15 bytes
-/// Swift stores inline is taken from the common values when the bytes are equal: that saves an allocation, or for
-/// short strings the UTF-8 validation of a new one.
-private func attributeValue(
+/// The value among those that recur on almost every record (Dapr's `type` and the usual content types) that the
+/// `count` bytes at `base + start` spell, if any. Returning the literal saves an allocation (or for short strings
+/// the UTF-8 validation of a new one).
+@inline(__always) private func commonValue(_ base: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> String? {
+    switch count {
+    case 10: return spells("text/plain", base, start, count) ? "text/plain" : nil
+    case 16: return spells("application/json", base, start, count) ? "application/json" : nil
+    case 19: return spells("com.dapr.event.sent", base, start, count) ? "com.dapr.event.sent" : nil
+    case 24: return spells("application/octet-stream", base, start, count) ? "application/octet-stream" : nil
+    case 28: return spells("application/cloudevents+json", base, start, count) ? "application/cloudevents+json" : nil
+    default: return nil
+    }
+}
+
+/// Materializes a string attribute. When `reuse` returns a string for the unescaped text (by its start and byte
+/// count), that string is the value: that saves an allocation, or for short strings the UTF-8 validation of a new
+/// one.
+@inline(__always) private func attributeValue(
     _ span: MemberSpan?,
     _ base: UnsafePointer<UInt8>,
-    reusing candidate: String? = nil,
-    reusingCommon: Bool = false
+    reuse: (_ start: Int, _ count: Int) -> String? = { _, _ in nil }
 ) -> AttributeValue {
     guard let span else { return .absent }
     switch span.kind {
     case .string:
-        let count = span.contentEnd - span.contentStart
-        if !span.escaped {
-            if let candidate, bytesEqual(candidate, base, span.contentStart, count) { return .string(candidate) }
-            if reusingCommon && count > 15 {
-                for common in commonAttributeValues where bytesEqual(common, base, span.contentStart, count) {
-                    return .string(common)
-                }
-            }
+        if !span.escaped, let value = reuse(span.contentStart, span.contentEnd - span.contentStart) {
+            return .string(value)
         }
         return .string(JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped))
     case .null: return .null
