@@ -6,6 +6,67 @@ import Testing
 
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct KafkaConsumerTests {
+    /// The borrowed batch (records analyzed where librdkafka holds them): headers through the non-generic visitor and
+    /// the generic `headers(_:)` agree with what was produced, in wire order, repeated names and null values included;
+    /// a record without headers reserves nothing and visits nothing.
+    @Test func borrowedRecordsVisitTheirHeadersInWireOrder() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("visits", partitions: 1)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let messages = (0..<20).map { index in
+            ProducerMessage(
+                topic: "visits",
+                key: nil,
+                value: bytes("v\(index)"),
+                headers: index % 4 == 0
+                    ? []
+                    : [
+                        KafkaHeader(name: "partitionKey", string: "learner-\(index)"),
+                        KafkaHeader(name: "nullable", value: nil),
+                        KafkaHeader(name: "partitionKey", value: [0xFF, 0x00, UInt8(index)]),
+                    ]
+            )
+        }
+        try produce(producer, messages)
+        let consumer = try KafkaConsumer(config: consumerConfig(cluster), groupID: "visitors", logger: quietLogger)
+        defer { consumer.close() }
+        try consumer.subscribe(topics: ["visits"])
+        var seen: [(value: [UInt8], visited: [KafkaHeader], reserved: [Int], generic: [KafkaHeader])] = []
+        let end = ContinuousClock.now + .seconds(30)
+        while seen.count < messages.count, ContinuousClock.now < end {
+            try consumer.pollBatch(maxRecords: 500, timeout: .milliseconds(100)) { batch in
+                batch.forEachRecord { record in
+                    var visited: [KafkaHeader] = []
+                    var reserved: [Int] = []
+                    record.forEachHeader(
+                        reserve: { reserved.append($0) },
+                        body: { name, value in visited.append(KafkaHeader(name: name, value: value.map { Array($0) })) }
+                    )
+                    let generic = record.headers { KafkaHeader(name: $0, value: $1.map { Array($0) }) }
+                    seen.append(
+                        (
+                            Array(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0)), visited, reserved,
+                            generic
+                        )
+                    )
+                }
+            }
+            await Task.yield()
+        }
+        #expect(seen.count == messages.count)
+        for (index, record) in seen.enumerated() {
+            #expect(record.value == messages[index].value)
+            #expect(record.visited == messages[index].headers)
+            #expect(record.generic == messages[index].headers)
+            #expect(record.reserved == (messages[index].headers.isEmpty ? [] : [messages[index].headers.count]))
+        }
+    }
+
     @Test func producesAndConsumesInAGroupWithCommits() async throws {
         let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
         defer { cluster.close() }

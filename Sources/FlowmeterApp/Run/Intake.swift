@@ -300,7 +300,12 @@ final class Intake: Service {
             var runs: [(partition: TopicPartition, next: Int64, latest: Int64)] = []
             let repartition = self.repartition
             let hops = intake.shared.engine.withLock { engine in
-                var run: (topic: String, partition: Int32, next: Int64, latest: Int64)?
+                // The current run in separate variables: a tuple holding the topic would be copied (a retain and a
+                // release of the topic string) for every record.
+                var runTopic: String?
+                var runPartition: Int32 = 0
+                var runNext: Int64 = 0
+                var runLatest: Int64 = 0
                 batch.forEachRecord { record in
                     if let repartition, record.topic == repartition.topic {
                         repartition.receive(record, engine: &engine)
@@ -308,22 +313,18 @@ final class Intake: Service {
                         Intake.feed(record, to: &engine, receivedAtMs: now)
                     }
                     let stamp = record.timestampMs > 0 ? record.timestampMs : now
-                    if var current = run, current.partition == record.partition, current.topic == record.topic {
-                        current.next = record.offset + 1
-                        current.latest = max(current.latest, stamp)
-                        run = current
+                    if runPartition == record.partition, runTopic == record.topic {
+                        runNext = record.offset + 1
+                        runLatest = max(runLatest, stamp)
                     } else {
-                        if let current = run {
-                            runs.append(
-                                (TopicPartition(current.topic, current.partition), current.next, current.latest)
-                            )
+                        if let topic = runTopic {
+                            runs.append((TopicPartition(topic, runPartition), runNext, runLatest))
                         }
-                        run = (record.topic, record.partition, record.offset + 1, stamp)
+                        runTopic = record.topic
+                        (runPartition, runNext, runLatest) = (record.partition, record.offset + 1, stamp)
                     }
                 }
-                if let current = run {
-                    runs.append((TopicPartition(current.topic, current.partition), current.next, current.latest))
-                }
+                if let topic = runTopic { runs.append((TopicPartition(topic, runPartition), runNext, runLatest)) }
                 return engine.flowHopsWaiting > 0 ? engine.takeFlowHops() : []
             }
             if !hops.isEmpty, let repartition {
@@ -866,7 +867,12 @@ final class Intake: Service {
 
     /// Analyzes one record where librdkafka holds it: only its headers are copied (the engine's type for them).
     static func feed(_ record: BorrowedRecord, to engine: inout AnalysisEngine, receivedAtMs: Int64) {
-        let headers = record.headers { RecordHeader(name: $0, value: $1.map { Array($0) }) }
+        // The non-generic visitor: `record.headers { … }` would run unspecialized across the module boundary.
+        var headers: [RecordHeader] = []
+        record.forEachHeader(
+            reserve: { headers.reserveCapacity($0) },
+            body: { name, value in headers.append(RecordHeader(name: name, value: value.map { Array($0) })) }
+        )
         let type: TimestampType =
             switch record.timestampType {
             case .createTime: .createTime
