@@ -336,10 +336,11 @@ public struct AnalysisEngine: Sendable {
         value: UnsafeRawBufferPointer?
     ) {
         var hopIndex: UInt16 = 0
+        // `flows[flowIndex].…` rather than a local copy of the flow: a copy retains and releases its strings per record.
         for flowIndex in topics[topic].responseFlows {
-            let flow = flows[flowIndex]
-            if let wanted = flow.toType, event.type != wanted { continue }
-            guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
+            if let wanted = flows[flowIndex].toType, event.type != wanted { continue }
+            guard let key = correlationKey(flows[flowIndex].correlation, event: event, headers: headers, value: value)
+            else {
                 continue
             }
             if routesFlows {
@@ -349,9 +350,9 @@ public struct AnalysisEngine: Sendable {
             }
         }
         for flowIndex in topics[topic].requestFlows {
-            let flow = flows[flowIndex]
-            if let wanted = flow.fromType, event.type != wanted { continue }
-            guard let key = correlationKey(flow.correlation, event: event, headers: headers, value: value) else {
+            if let wanted = flows[flowIndex].fromType, event.type != wanted { continue }
+            guard let key = correlationKey(flows[flowIndex].correlation, event: event, headers: headers, value: value)
+            else {
                 continue
             }
             if routesFlows {
