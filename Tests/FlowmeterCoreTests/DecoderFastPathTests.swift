@@ -55,4 +55,86 @@ import Testing
             }
         }
     }
+
+    /// The names the decoder reads on every record, matched in one pass, against the general comparison: every byte
+    /// at every position of each name, other lengths, and the case variants.
+    @Test func wellKnownHeaderNamesMatchTheGeneralComparison() {
+        let names: [(String, WellKnownHeader, Bool)] = [
+            ("__topic", .dlqTopic, false), ("__offset", .dlqOffset, false), ("rawPayload", .rawPayload, true),
+            ("ce_specversion", .ceSpecversion, true),
+        ]
+        func expected(_ name: String) -> WellKnownHeader? {
+            names.first { namesEqual(name, $0.0, caseInsensitive: $0.2) }?.1
+        }
+        for (name, _, _) in names {
+            let bytes = Array(name.utf8)
+            for position in 0..<bytes.count {
+                for byte in 0...255 {
+                    var text = bytes
+                    text[position] = UInt8(byte)
+                    let candidate = String(decoding: text, as: UTF8.self)
+                    #expect(
+                        WellKnownHeader.match(candidate) == expected(candidate),
+                        "byte \(byte) at \(position) of \(name)"
+                    )
+                }
+            }
+            for candidate in [
+                name.uppercased(), name.lowercased(), String(name.dropLast()), name + "x", "x" + name,
+                String(name.dropFirst()), name.replacingOccurrences(of: "_", with: "\u{7F}"),
+            ] {
+                #expect(WellKnownHeader.match(candidate) == expected(candidate), "\(candidate)")
+            }
+        }
+        #expect(WellKnownHeader.match("RAWPAYLOAD") == .rawPayload)
+        #expect(WellKnownHeader.match("Ce_SpecVersion") == .ceSpecversion)
+        #expect(WellKnownHeader.match("__Topic") == nil)
+        #expect(WellKnownHeader.match("__OFFSET") == nil)
+        #expect(WellKnownHeader.match("partitionKey") == nil)
+        #expect(WellKnownHeader.match("") == nil)
+    }
+
+    /// The decoder reads those headers as before: the last of several wins, any case where allowed.
+    @Test func wellKnownHeadersDecodeAsTheirLastValue() {
+        let decoder = CloudEventDecoder()
+        func decode(_ headers: [RecordHeader], value: String = "not json") -> DecodedEvent {
+            decoder.decode(
+                topic: "orders",
+                partition: 0,
+                offset: 1,
+                timestampMs: 1_000,
+                headers: headers,
+                key: nil,
+                value: Array(value.utf8)
+            )
+        }
+        #expect(decode([RecordHeader(name: "RawPayload", string: "true")]).parserClass == .raw)
+        #expect(decode([RecordHeader(name: "rawpayload", string: "T")]).parserClass == .raw)
+        #expect(
+            decode([
+                RecordHeader(name: "rawPayload", string: "true"), RecordHeader(name: "RAWPAYLOAD", string: "false"),
+            ])
+            .parserClass == .malformed
+        )
+        #expect(decode([RecordHeader(name: "raw_payload", string: "true")]).parserClass == .malformed)
+        let dlqHeaders = [RecordHeader(name: "__topic", string: "orders"), RecordHeader(name: "__offset", string: "7")]
+        #expect(decode(dlqHeaders).role == .dlq)
+        #expect(decode([RecordHeader(name: "__Topic", string: "orders"), dlqHeaders[1]]).role == .normal)
+        #expect(decode([dlqHeaders[0]]).role == .normal)
+        let binary = decode([
+            RecordHeader(name: "CE_SPECVERSION", string: "1.0"), RecordHeader(name: "ce_id", string: "a"),
+        ])
+        #expect(binary.parserClass == .binaryCloudEvent)
+        #expect(binary.id == "a")
+        let structured = decode(
+            [RecordHeader(name: "ce_specversion", string: "1.0"), RecordHeader(name: "ce-specversion", string: "1.0")],
+            value: #"{"specversion":"1.0","id":"x","source":"s","type":"t"}"#
+        )
+        #expect(structured.parserClass == .binaryCloudEvent)
+        let plain = decode(
+            [RecordHeader(name: "ce-specversion", string: "1.0")],
+            value: #"{"specversion":"1.0","id":"x","source":"s","type":"t"}"#
+        )
+        #expect(plain.parserClass == .cloudEvent)
+    }
 }

@@ -168,10 +168,10 @@ public struct CloudEventDecoder: Sendable {
         // Step 3: oversize.
         let oversize = value.count > options.maxParseBytes
         if oversize { event.flags.insert(.oversize) }
-        let rawPayload = view.isTrue("rawPayload")
+        let rawPayload = view.rawPayload
 
         // Step 4: binary mode.
-        if view.last("ce_specversion", caseInsensitive: true) != nil {
+        if view.hasCESpecversion {
             let contentType = view.last("content-type", caseInsensitive: true)
             let structured = contentType.map { hasASCIIPrefix($0, "application/cloudevents") } ?? false
             if !structured {
@@ -243,32 +243,22 @@ public struct CloudEventDecoder: Sendable {
 
         // Step 6: a CloudEvent.
         event.parserClass = .cloudEvent
-        // Step 7, as `AttributeValues.apply(to:)` does it.
+        // Step 7, as `AttributeValues.apply(to:)` does it (by the same rules, without building the values).
         var flags = event.flags
-        event.specversion = AttributeValues.specversion(
-            attributeValue(specversionSpan, base) { spells("1.0", base, $0, $1) ? "1.0" : nil },
-            &flags
-        )
-        event.id = AttributeValues.required(attributeValue(members[.id], base), .missingID, &flags)
-        event.source = AttributeValues.required(attributeValue(members[.source], base), .missingSource, &flags)
-        event.type = AttributeValues.required(
-            attributeValue(members[.type], base) { commonValue(base, $0, $1) },
-            .missingType,
-            &flags
-        )
-        event.subject = AttributeValues.optional(attributeValue(members[.subject], base), &flags)
-        event.datacontenttype = AttributeValues.optional(
-            attributeValue(members[.datacontenttype], base) { commonValue(base, $0, $1) },
-            &flags
-        )
-        event.topicAttribute = AttributeValues.optional(
-            attributeValue(members[.topic], base) { bytesEqual(plainTopic, base, $0, $1) ? plainTopic : nil },
-            &flags
-        )
-        event.pubsubname = AttributeValues.optional(
-            attributeValue(members[.pubsubname], base) { spells("pubsub", base, $0, $1) ? "pubsub" : nil },
-            &flags
-        )
+        event.specversion = specversionAttribute(specversionSpan, base, &flags)
+        event.id = requiredAttribute(members[.id], base, .missingID, &flags)
+        event.source = requiredAttribute(members[.source], base, .missingSource, &flags)
+        event.type = requiredAttribute(members[.type], base, .missingType, &flags) { commonValue(base, $0, $1) }
+        event.subject = optionalAttribute(members[.subject], base, &flags)
+        event.datacontenttype = optionalAttribute(members[.datacontenttype], base, &flags) {
+            commonValue(base, $0, $1)
+        }
+        event.topicAttribute = optionalAttribute(members[.topic], base, &flags) {
+            bytesEqual(plainTopic, base, $0, $1) ? plainTopic : nil
+        }
+        event.pubsubname = optionalAttribute(members[.pubsubname], base, &flags) {
+            spells("pubsub", base, $0, $1) ? "pubsub" : nil
+        }
         let time = timeValue(members[.time], base)
         AttributeValues.applyTime(time, to: &event, &flags)
         AttributeValues.applyExpiration(timeValue(members[.expiration], base), to: &event, &flags)
@@ -563,11 +553,7 @@ public struct CloudEventDecoder: Sendable {
 
     private func topicRole(_ topicClass: TopicClass, headers: HeaderView) -> TopicRole {
         if topicClass.deadLetterTopic { return .dlq }
-        if headers.last("__topic", caseInsensitive: false) != nil
-            && headers.last("__offset", caseInsensitive: false) != nil
-        {
-            return .dlq
-        }
+        if headers.hasDLQOrigin { return .dlq }
         return topicClass.outboxInternal ? .outboxInternal : .normal
     }
 
@@ -897,24 +883,66 @@ private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ sta
     }
 }
 
-/// Materializes a string attribute. When `reuse` returns a string for the unescaped text (by its start and byte
-/// count), that string is the value: that saves an allocation, or for short strings the UTF-8 validation of a new
-/// one.
-@inline(__always) private func attributeValue(
+/// ``AttributeValues/specversion(_:_:)`` on the member `span` (a string member's value is its text).
+@inline(__always) private func specversionAttribute(
+    _ span: MemberSpan,
+    _ base: UnsafePointer<UInt8>,
+    _ flags: inout DecoderFlags
+) -> String? {
+    guard span.kind == .string else {
+        flags.insert(.unsupportedSpecversion)
+        return nil
+    }
+    let s = memberString(span, base) { spells("1.0", base, $0, $1) ? "1.0" : nil }
+    if s != "1.0" { flags.insert(s.hasPrefix("1.0.") ? .specversionMinor : .unsupportedSpecversion) }
+    return s
+}
+
+/// ``AttributeValues/required(_:_:_:)`` on the member `span` (a string member's value is its text).
+@inline(__always) private func requiredAttribute(
     _ span: MemberSpan?,
     _ base: UnsafePointer<UInt8>,
+    _ missing: DecoderFlags,
+    _ flags: inout DecoderFlags,
     reuse: (_ start: Int, _ count: Int) -> String? = { _, _ in nil }
-) -> AttributeValue {
-    guard let span else { return .absent }
-    switch span.kind {
-    case .string:
-        if !span.escaped, let value = reuse(span.contentStart, span.contentEnd - span.contentStart) {
-            return .string(value)
-        }
-        return .string(JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped))
-    case .null: return .null
-    default: return .other
+) -> String? {
+    guard let span, span.kind != .null else {
+        flags.insert(missing)
+        return nil
     }
+    guard span.kind == .string else {
+        flags.insert([missing, .wrongType])
+        return nil
+    }
+    let s = memberString(span, base, reuse: reuse)
+    if s.isEmpty { flags.insert(missing) }
+    return s
+}
+
+/// ``AttributeValues/optional(_:_:)`` on the member `span` (a string member's value is its text).
+@inline(__always) private func optionalAttribute(
+    _ span: MemberSpan?,
+    _ base: UnsafePointer<UInt8>,
+    _ flags: inout DecoderFlags,
+    reuse: (_ start: Int, _ count: Int) -> String? = { _, _ in nil }
+) -> String? {
+    guard let span, span.kind != .null else { return nil }
+    guard span.kind == .string else {
+        flags.insert(.wrongType)
+        return nil
+    }
+    return memberString(span, base, reuse: reuse)
+}
+
+/// The text of the string member `span`: `reuse`'s string for the unescaped text (by its start and byte count) if
+/// it returns one, else a new string.
+@inline(__always) private func memberString(
+    _ span: MemberSpan,
+    _ base: UnsafePointer<UInt8>,
+    reuse: (_ start: Int, _ count: Int) -> String?
+) -> String {
+    if !span.escaped, let value = reuse(span.contentStart, span.contentEnd - span.contentStart) { return value }
+    return JSONString.string(base, span.contentStart, span.contentEnd, escaped: span.escaped)
 }
 
 /// Whether the `id` member's raw text could start with `outbox-` (a cheap test before the exact one on the string:
@@ -961,6 +989,40 @@ extension DataKind {
 /// Read access to a record's headers: last value wins, lookups never depend on order.
 struct HeaderView {
     let headers: [RecordHeader]
+    /// The last index of each header that every record is asked about (-1 if absent), found in one pass over the
+    /// headers by ``WellKnownHeader/match(_:)``.
+    private var wellKnown: (dlqTopic: Int, dlqOffset: Int, rawPayload: Int, ceSpecversion: Int) = (-1, -1, -1, -1)
+
+    init(headers: [RecordHeader]) {
+        self.headers = headers
+        for k in headers.indices {
+            // Only names of their lengths can match (the length is stored; matching reads the bytes).
+            let length = headers[k].name.utf8.count
+            guard length < 64 && (UInt64(1) &<< UInt64(length)) & WellKnownHeader.lengths != 0 else { continue }
+            switch WellKnownHeader.match(headers[k].name) {
+            case .dlqTopic: wellKnown.dlqTopic = k
+            case .dlqOffset: wellKnown.dlqOffset = k
+            case .rawPayload: wellKnown.rawPayload = k
+            case .ceSpecversion: wellKnown.ceSpecversion = k
+            case nil: break
+            }
+        }
+    }
+
+    /// Whether both `__topic` and `__offset` are present (case-sensitive), as ``last(_:caseInsensitive:)`` finds
+    /// them.
+    var hasDLQOrigin: Bool { wellKnown.dlqTopic >= 0 && wellKnown.dlqOffset >= 0 }
+
+    /// Whether `ce_specversion` is present (any case).
+    var hasCESpecversion: Bool { wellKnown.ceSpecversion >= 0 }
+
+    /// Whether the last `rawPayload` header (any case) parses as a true boolean the way Go's `strconv.ParseBool`
+    /// does.
+    var rawPayload: Bool {
+        let k = wellKnown.rawPayload
+        guard k >= 0 else { return false }
+        return Self.isTrue(headers[k].value ?? [])
+    }
 
     func hasDuplicates() -> Bool {
         guard headers.count > 1 else { return false }
@@ -986,6 +1048,10 @@ struct HeaderView {
     /// Whether the header parses as a true boolean the way Go's `strconv.ParseBool` does.
     func isTrue(_ name: String) -> Bool {
         guard let value = last(name, caseInsensitive: true) else { return false }
+        return Self.isTrue(value)
+    }
+
+    private static func isTrue(_ value: [UInt8]) -> Bool {
         switch String(decoding: value, as: UTF8.self) {
         case "1", "t", "T", "true", "TRUE", "True": return true
         default: return false
@@ -993,7 +1059,66 @@ struct HeaderView {
     }
 }
 
-private func namesEqual(_ a: String, _ b: String, caseInsensitive: Bool) -> Bool {
+/// The header names that the decoder looks up on every record.
+enum WellKnownHeader {
+    /// `__topic`, matched case-sensitively.
+    case dlqTopic
+    /// `__offset`, matched case-sensitively.
+    case dlqOffset
+    /// `rawPayload`, matched in any ASCII case.
+    case rawPayload
+    /// `ce_specversion`, matched in any ASCII case.
+    case ceSpecversion
+
+    /// Bit `n` is set for each UTF-8 length `n` of the names (7, 8, 10 and 14).
+    static let lengths: UInt64 = 1 << 7 | 1 << 8 | 1 << 10 | 1 << 14
+
+    /// Which of the names `name` is, with the equality of ``HeaderView/last(_:caseInsensitive:)``: a switch on the
+    /// UTF-8 length, then one or two words compared. The case-insensitive names are compared with the bit 0x20 set
+    /// in the positions of their letters (a byte matches the lowercase letter `L` with that bit set exactly when it
+    /// is `L` or its uppercase, as ``ASCII/lower(_:)`` maps them) and exactly elsewhere. The case-sensitive ones are
+    /// compared byte for byte: no other string is canonically equivalent to them (the only scalars that decompose
+    /// to ASCII are U+037E, U+1FEF and U+212A, to `;`, `` ` `` and `K`), so `String`'s `==` is byte equality there.
+    static func match(_ name: String) -> WellKnownHeader? {
+        let found = name.utf8.withContiguousStorageIfAvailable { bytes -> WellKnownHeader? in
+            guard let base = bytes.baseAddress else { return nil }
+            let p = UnsafeRawPointer(base)
+            @inline(__always) func word64(_ offset: Int) -> UInt64 {
+                UInt64(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            }
+            @inline(__always) func word32(_ offset: Int) -> UInt32 {
+                UInt32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            }
+            switch bytes.count {
+            case 7:
+                // "__to" "topic"
+                return word32(0) == 0x6F74_5F5F && word32(3) == 0x6369_706F ? .dlqTopic : nil
+            case 8:
+                return word64(0) == 0x7465_7366_666F_5F5F ? .dlqOffset : nil  // "__offset"
+            case 10:
+                // "rawpaylo" "wpayload", every byte a letter
+                let letters: UInt64 = 0x2020_2020_2020_2020
+                return word64(0) | letters == 0x6F6C_7961_7077_6172 && word64(2) | letters == 0x6461_6F6C_7961_7077
+                    ? .rawPayload : nil
+            case 14:
+                // "ce_specv" "cversion"; the `_` (byte 2) is compared exactly
+                return word64(0) | 0x2020_2020_2000_2020 == 0x7663_6570_735F_6563
+                    && word64(6) | 0x2020_2020_2020_2020 == 0x6E6F_6973_7265_7663 ? .ceSpecversion : nil
+            default:
+                return nil
+            }
+        }
+        if let found { return found }
+        // No contiguous UTF-8 (not a native string): the general comparison.
+        if namesEqual(name, "__topic", caseInsensitive: false) { return .dlqTopic }
+        if namesEqual(name, "__offset", caseInsensitive: false) { return .dlqOffset }
+        if namesEqual(name, "rawPayload", caseInsensitive: true) { return .rawPayload }
+        if namesEqual(name, "ce_specversion", caseInsensitive: true) { return .ceSpecversion }
+        return nil
+    }
+}
+
+func namesEqual(_ a: String, _ b: String, caseInsensitive: Bool) -> Bool {
     if !caseInsensitive { return a == b }
     guard a.utf8.count == b.utf8.count else { return false }
     for (x, y) in zip(a.utf8, b.utf8) where ASCII.lower(x) != ASCII.lower(y) { return false }
