@@ -9,6 +9,18 @@ private struct RecordingSink: TopLevelMemberSink {
     mutating func member(keyStart: Int, keyEnd: Int, keyEscaped: Bool, value: MemberSpan, base: UnsafePointer<UInt8>) {
         members.append("\(keyStart)..<\(keyEnd) \(keyEscaped) \(value)")
     }
+
+    /// Recorded as the general path would: the name must be the attribute's, unescaped.
+    mutating func member(
+        _ attribute: Attribute,
+        keyStart: Int,
+        keyEnd: Int,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    ) {
+        #expect(Attribute.match(base, keyStart, keyEnd) == attribute)
+        member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: false, value: value, base: base)
+    }
 }
 
 /// The fast validating scan must agree with the full one: same verdict on object documents, same members.
@@ -104,6 +116,84 @@ private struct RecordingSink: TopLevelMemberSink {
                     #expect((collector[attribute] != nil) == (attribute == expected), "\(name) \(attribute)")
                 }
                 #expect(collector.unknownCount == (expected == nil ? 1 : 0), "\(name)")
+            }
+        }
+    }
+}
+
+/// ``Attribute/compactKey(_:)`` against the byte-by-byte definition: `name":` of exactly one envelope member.
+@Suite struct CompactKeyTests {
+    private func expected(_ bytes: [UInt8]) -> (Attribute, Int)? {
+        for attribute in Attribute.allCases {
+            let key = Array("\(attribute.name)\":".utf8)
+            if bytes.starts(with: key) { return (attribute, key.count) }
+        }
+        return nil
+    }
+
+    private func check(_ bytes: [UInt8]) {
+        let padded = bytes + [UInt8](repeating: 0x20, count: max(0, 17 - bytes.count))
+        let found = padded.withUnsafeBufferPointer { Attribute.compactKey($0.baseAddress!) }
+        let wanted = expected(padded)
+        #expect(found?.0 == wanted?.0 && found?.1 == wanted?.1, "\(bytes)")
+    }
+
+    @Test func everyByteAtEveryPositionOfEveryName() {
+        for attribute in Attribute.allCases {
+            let key = Array("\(attribute.name)\":".utf8)
+            for tail: [UInt8] in [[], Array("\"x\",".utf8), Array("{}".utf8), Array(repeating: 0x22, count: 17)] {
+                check(key + tail)
+                for position in key.indices {
+                    for byte in 0...255 {
+                        var near = key + tail
+                        near[position] = UInt8(byte)
+                        check(near)
+                    }
+                }
+            }
+            // Whitespace before the colon, a longer or shorter name, an escape: not compact keys.
+            check(Array("\(attribute.name)\" :".utf8))
+            check(Array("\(attribute.name)s\":".utf8))
+            check(Array("\(attribute.name.description.dropLast())\":".utf8))
+            check(Array("\\u0069\(attribute.name)\":".utf8))
+        }
+    }
+
+    /// Documents whose keys are compact, spaced or escaped, near the end of the buffer or not, agree with the full
+    /// scan (their members recorded as the general path records them).
+    @Test func documentsWithCompactKeysAgreeWithTheFullScan() {
+        for attribute in Attribute.allCases {
+            let name = "\(attribute.name)"
+            for document in [
+                "{\"\(name)\":1}", "{\"\(name)\" :1}", "{\"\(name)\":\"v\",\"\(name)\":2}",
+                "{\"x\":0,\"\(name)\":null}",
+                "{\"\(name)\":{\"\(name)\":[1,2]},\"id\":\"a\"}", "{ \"\(name)\":true }", "{\"\(name)\":\"\\u0041\"}",
+                "{\"\(name)\":", "{\"\(name)\":}", "{\"\(name)\":1,}",
+                "{\"\(name)\":1" + String(repeating: " ", count: 20),
+            ] {
+                let bytes = Array(document.utf8)
+                bytes.withUnsafeBufferPointer { buffer in
+                    let base = buffer.baseAddress!
+                    var full = RecordingSink()
+                    let fullKind = try? JSONDocument.scan(
+                        base: base,
+                        start: 0,
+                        end: buffer.count,
+                        validate: true,
+                        maxDepth: 512,
+                        sink: &full
+                    )
+                    var fast = RecordingSink()
+                    let fastKind = JSONDocument.scanFast(
+                        base: base,
+                        start: 0,
+                        end: buffer.count,
+                        maxDepth: 512,
+                        sink: &fast
+                    )
+                    #expect(fastKind == fullKind, "\(document)")
+                    if fastKind != nil { #expect(fast.members == full.members, "\(document)") }
+                }
             }
         }
     }

@@ -37,6 +37,63 @@ enum Attribute: Int, CaseIterable {
         }
     }
 
+    /// The envelope member whose raw name, closing quote and colon (`name":`, compact JSON as Dapr writes it) are the
+    /// bytes at `key`, the first byte of a member name, and the count of those bytes: a switch on the first four
+    /// bytes, then one or two words compared (the constants spell the bytes, read as little-endian words).
+    /// - Returns: `nil` if the bytes are anything else (another name, an escape, whitespace before the colon).
+    /// - Precondition: 17 bytes at `key` are readable.
+    @inline(__always) static func compactKey(_ key: UnsafePointer<UInt8>) -> (Attribute, Int)? {
+        let p = UnsafeRawPointer(key)
+        @inline(__always) func word(_ offset: Int) -> UInt64 {
+            UInt64(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        let w = word(0)
+        let six: UInt64 = 0xFFFF_FFFF_FFFF
+        switch UInt32(truncatingIfNeeded: w) {
+        case 0x3A22_6469:  // `id":`
+            return (.id, 4)
+        case 0x6174_6164:  // "data"
+            if w & six == 0x3A22_6174_6164 { return (.data, 6) }  // `data":`
+            // "data_bas" "base64":"
+            if w == 0x7361_625F_6174_6164 && word(5) == 0x3A22_3436_6573_6162 { return (.dataBase64, 13) }
+            // "datacont" `enttype"` `:`
+            if w == 0x746E_6F63_6174_6164 && word(8) == 0x2265_7079_7474_6E65 && key[16] == ASCII.colon {
+                return (.datacontenttype, 17)
+            }
+            return nil
+        case 0x656D_6974:  // "time"
+            return w & six == 0x3A22_656D_6974 ? (.time, 6) : nil
+        case 0x6570_7974:  // "type"
+            return w & six == 0x3A22_6570_7974 ? (.type, 6) : nil
+        case 0x6970_6F74:  // "topi"
+            return w & 0xFF_FFFF_FFFF_FFFF == 0x3A_2263_6970_6F74 ? (.topic, 7) : nil  // `topic":`
+        case 0x7275_6F73:  // "sour"
+            return w == 0x3A22_6563_7275_6F73 ? (.source, 8) : nil  // `source":`
+        case 0x6A62_7573:  // "subj"
+            // `subject"` `ubject":`
+            return w == 0x2274_6365_6A62_7573 && word(1) == 0x3A22_7463_656A_6275 ? (.subject, 9) : nil
+        case 0x6361_7274:  // "trac"
+            // `traceid"` `raceid":`
+            if w == 0x2264_6965_6361_7274 && word(1) == 0x3A22_6469_6563_6172 { return (.traceid, 9) }
+            // "tracepar" `parent":`
+            if w == 0x7261_7065_6361_7274 && word(5) == 0x3A22_746E_6572_6170 { return (.traceparent, 13) }
+            // "tracesta" `estate":`
+            if w == 0x6174_7365_6361_7274 && word(4) == 0x3A22_6574_6174_7365 { return (.tracestate, 12) }
+            return nil
+        case 0x7362_7570:  // "pubs"
+            // "pubsubna" `ubname":`
+            return w == 0x616E_6275_7362_7570 && word(4) == 0x3A22_656D_616E_6275 ? (.pubsubname, 12) : nil
+        case 0x6970_7865:  // "expi"
+            // "expirati" `ration":`
+            return w == 0x6974_6172_6970_7865 && word(4) == 0x3A22_6E6F_6974_6172 ? (.expiration, 12) : nil
+        case 0x6365_7073:  // "spec"
+            // "specvers" `ersion":`
+            return w == 0x7372_6576_6365_7073 && word(5) == 0x3A22_6E6F_6973_7265 ? (.specversion, 13) : nil
+        default:
+            return nil
+        }
+    }
+
     static func match(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> Attribute? {
         // Pick the one candidate by length and a distinguishing byte, then compare.
         let candidate: Attribute
@@ -238,6 +295,17 @@ struct AttributeCollector: TopLevelMemberSink {
         let repeated = slot != nil
         slot = value
         return repeated
+    }
+
+    @inline(__always) mutating func member(
+        _ attribute: Attribute,
+        keyStart: Int,
+        keyEnd: Int,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    ) {
+        if self[attribute] != nil { duplicate = true }
+        self[attribute] = value
     }
 
     @inline(__always) mutating func member(

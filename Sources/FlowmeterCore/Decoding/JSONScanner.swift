@@ -492,6 +492,15 @@ struct MemberSpan: Sendable, Hashable {
 /// Receives the top-level members of an object document while it is scanned.
 protocol TopLevelMemberSink {
     mutating func member(keyStart: Int, keyEnd: Int, keyEscaped: Bool, value: MemberSpan, base: UnsafePointer<UInt8>)
+    /// The member whose raw name (unescaped) is the name of `attribute` (the scan found it by
+    /// ``Attribute/compactKey(_:)``): the same as ``member(keyStart:keyEnd:keyEscaped:value:base:)`` for it.
+    mutating func member(
+        _ attribute: Attribute,
+        keyStart: Int,
+        keyEnd: Int,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    )
 }
 
 enum JSONDocument {
@@ -572,6 +581,13 @@ enum JSONDocument {
 /// A sink that ignores members; used for plain validation.
 struct IgnoringMemberSink: TopLevelMemberSink {
     mutating func member(keyStart: Int, keyEnd: Int, keyEscaped: Bool, value: MemberSpan, base: UnsafePointer<UInt8>) {}
+    mutating func member(
+        _ attribute: Attribute,
+        keyStart: Int,
+        keyEnd: Int,
+        value: MemberSpan,
+        base: UnsafePointer<UInt8>
+    ) {}
 }
 
 // MARK: - String materialization
@@ -941,10 +957,19 @@ extension JSONDocument {
                 guard c == ASCII.quote else { return nil }
                 let keyStart = i &+ 1
                 var keyEscaped = false
-                guard FastScan.string(base, &i, end, &keyEscaped) else { return nil }
-                let keyEnd = i &- 1
-                guard FastScan.byte(base, &i, end) == ASCII.colon else { return nil }
-                i &+= 1
+                var keyEnd = keyStart
+                // An envelope member's name, quote and colon in one comparison when they are compact; else the name
+                // as any string, then the colon.
+                let known = end &- keyStart >= 17 ? Attribute.compactKey(base + keyStart) : nil
+                if let (_, count) = known {
+                    i = keyStart &+ count
+                    keyEnd = i &- 2
+                } else {
+                    guard FastScan.string(base, &i, end, &keyEscaped) else { return nil }
+                    keyEnd = i &- 1
+                    guard FastScan.byte(base, &i, end) == ASCII.colon else { return nil }
+                    i &+= 1
+                }
                 c = FastScan.byte(base, &i, end)
                 let valueStart = i
                 var escaped = false
@@ -957,7 +982,11 @@ extension JSONDocument {
                     kind = other
                 }
                 let span = MemberSpan(valueStart: valueStart, valueEnd: i, kind: kind, escaped: escaped)
-                sink.member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: span, base: base)
+                if let (attribute, _) = known {
+                    sink.member(attribute, keyStart: keyStart, keyEnd: keyEnd, value: span, base: base)
+                } else {
+                    sink.member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: span, base: base)
+                }
                 c = FastScan.byte(base, &i, end)
                 if c == ASCII.comma {
                     i &+= 1
