@@ -160,21 +160,13 @@ enum Attribute: Int, CaseIterable {
 
 /// Collects top-level members into fixed slots, without allocating for Dapr's own envelopes.
 struct AttributeCollector: TopLevelMemberSink {
-    private var data: MemberSpan?
-    private var dataBase64: MemberSpan?
-    private var datacontenttype: MemberSpan?
-    private var expiration: MemberSpan?
-    private var id: MemberSpan?
-    private var pubsubname: MemberSpan?
-    private var source: MemberSpan?
-    private var specversion: MemberSpan?
-    private var subject: MemberSpan?
-    private var time: MemberSpan?
-    private var topic: MemberSpan?
-    private var traceid: MemberSpan?
-    private var traceparent: MemberSpan?
-    private var tracestate: MemberSpan?
-    private var type: MemberSpan?
+    /// The envelope members' slots, in the order of ``Attribute`` (a homogeneous tuple: contiguous, so that a slot
+    /// chosen at run time is stored at its offset rather than through a switch).
+    private var slots:
+        (
+            MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?,
+            MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?
+        ) = (nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
     /// Raw key ranges of members outside the envelope set (allocated only when there are any).
     private var unknownKeys: [Range<Int>] = []
     /// Distinct members outside the envelope set.
@@ -185,40 +177,40 @@ struct AttributeCollector: TopLevelMemberSink {
     subscript(_ attribute: Attribute) -> MemberSpan? {
         @inline(__always) get {
             switch attribute {
-            case .data: data
-            case .dataBase64: dataBase64
-            case .datacontenttype: datacontenttype
-            case .expiration: expiration
-            case .id: id
-            case .pubsubname: pubsubname
-            case .source: source
-            case .specversion: specversion
-            case .subject: subject
-            case .time: time
-            case .topic: topic
-            case .traceid: traceid
-            case .traceparent: traceparent
-            case .tracestate: tracestate
-            case .type: type
+            case .data: slots.0
+            case .dataBase64: slots.1
+            case .datacontenttype: slots.2
+            case .expiration: slots.3
+            case .id: slots.4
+            case .pubsubname: slots.5
+            case .source: slots.6
+            case .specversion: slots.7
+            case .subject: slots.8
+            case .time: slots.9
+            case .topic: slots.10
+            case .traceid: slots.11
+            case .traceparent: slots.12
+            case .tracestate: slots.13
+            case .type: slots.14
             }
         }
         set {
             switch attribute {
-            case .data: data = newValue
-            case .dataBase64: dataBase64 = newValue
-            case .datacontenttype: datacontenttype = newValue
-            case .expiration: expiration = newValue
-            case .id: id = newValue
-            case .pubsubname: pubsubname = newValue
-            case .source: source = newValue
-            case .specversion: specversion = newValue
-            case .subject: subject = newValue
-            case .time: time = newValue
-            case .topic: topic = newValue
-            case .traceid: traceid = newValue
-            case .traceparent: traceparent = newValue
-            case .tracestate: tracestate = newValue
-            case .type: type = newValue
+            case .data: slots.0 = newValue
+            case .dataBase64: slots.1 = newValue
+            case .datacontenttype: slots.2 = newValue
+            case .expiration: slots.3 = newValue
+            case .id: slots.4 = newValue
+            case .pubsubname: slots.5 = newValue
+            case .source: slots.6 = newValue
+            case .specversion: slots.7 = newValue
+            case .subject: slots.8 = newValue
+            case .time: slots.9 = newValue
+            case .topic: slots.10 = newValue
+            case .traceid: slots.11 = newValue
+            case .traceparent: slots.12 = newValue
+            case .tracestate: slots.13 = newValue
+            case .type: slots.14 = newValue
             }
         }
     }
@@ -238,50 +230,50 @@ struct AttributeCollector: TopLevelMemberSink {
         switch count {
         case 2:
             guard key[0] == 0x69 && key[1] == 0x64 else { return false }  // "id"
-            repeated = Self.replace(&id, with: value)
+            repeated = Self.replace(&slots.4, with: value)
         case 4:
             switch word32(0) {
-            case 0x6174_6164: repeated = Self.replace(&data, with: value)  // "data"
-            case 0x656D_6974: repeated = Self.replace(&time, with: value)  // "time"
-            case 0x6570_7974: repeated = Self.replace(&type, with: value)  // "type"
+            case 0x6174_6164: repeated = Self.replace(&slots.0, with: value)  // "data"
+            case 0x656D_6974: repeated = Self.replace(&slots.9, with: value)  // "time"
+            case 0x6570_7974: repeated = Self.replace(&slots.14, with: value)  // "type"
             default: return false
             }
         case 5:
             guard word32(0) == 0x6970_6F74 && key[4] == 0x63 else { return false }  // "topi" "c"
-            repeated = Self.replace(&topic, with: value)
+            repeated = Self.replace(&slots.10, with: value)
         case 6:
             guard word32(0) == 0x7275_6F73 && key[4] == 0x63 && key[5] == 0x65 else { return false }  // "sour" "ce"
-            repeated = Self.replace(&source, with: value)
+            repeated = Self.replace(&slots.6, with: value)
         case 7:
             switch (word32(0), word32(3)) {
-            case (0x6A62_7573, 0x7463_656A): repeated = Self.replace(&subject, with: value)  // "subj" "ject"
-            case (0x6361_7274, 0x6469_6563): repeated = Self.replace(&traceid, with: value)  // "trac" "ceid"
+            case (0x6A62_7573, 0x7463_656A): repeated = Self.replace(&slots.8, with: value)  // "subj" "ject"
+            case (0x6361_7274, 0x6469_6563): repeated = Self.replace(&slots.11, with: value)  // "trac" "ceid"
             default: return false
             }
         case 10:
             switch (word64(0), word64(2)) {
             // "expirati" "piration"
-            case (0x6974_6172_6970_7865, 0x6E6F_6974_6172_6970): repeated = Self.replace(&expiration, with: value)
+            case (0x6974_6172_6970_7865, 0x6E6F_6974_6172_6970): repeated = Self.replace(&slots.3, with: value)
             // "pubsubna" "bsubname"
-            case (0x616E_6275_7362_7570, 0x656D_616E_6275_7362): repeated = Self.replace(&pubsubname, with: value)
+            case (0x616E_6275_7362_7570, 0x656D_616E_6275_7362): repeated = Self.replace(&slots.5, with: value)
             // "tracesta" "acestate"
-            case (0x6174_7365_6361_7274, 0x6574_6174_7365_6361): repeated = Self.replace(&tracestate, with: value)
+            case (0x6174_7365_6361_7274, 0x6574_6174_7365_6361): repeated = Self.replace(&slots.13, with: value)
             default: return false
             }
         case 11:
             switch (word64(0), word64(3)) {
             // "data_bas" "a_base64"
-            case (0x7361_625F_6174_6164, 0x3436_6573_6162_5F61): repeated = Self.replace(&dataBase64, with: value)
+            case (0x7361_625F_6174_6164, 0x3436_6573_6162_5F61): repeated = Self.replace(&slots.1, with: value)
             // "specvers" "cversion"
-            case (0x7372_6576_6365_7073, 0x6E6F_6973_7265_7663): repeated = Self.replace(&specversion, with: value)
+            case (0x7372_6576_6365_7073, 0x6E6F_6973_7265_7663): repeated = Self.replace(&slots.7, with: value)
             // "tracepar" "ceparent"
-            case (0x7261_7065_6361_7274, 0x746E_6572_6170_6563): repeated = Self.replace(&traceparent, with: value)
+            case (0x7261_7065_6361_7274, 0x746E_6572_6170_6563): repeated = Self.replace(&slots.12, with: value)
             default: return false
             }
         case 15:
             // "datacont" "ntenttype" (bytes 0-7 and 7-14)
             guard word64(0) == 0x746E_6F63_6174_6164 && word64(7) == 0x6570_7974_746E_6574 else { return false }
-            repeated = Self.replace(&datacontenttype, with: value)
+            repeated = Self.replace(&slots.2, with: value)
         default:
             return false
         }
@@ -304,8 +296,13 @@ struct AttributeCollector: TopLevelMemberSink {
         value: MemberSpan,
         base: UnsafePointer<UInt8>
     ) {
-        if self[attribute] != nil { duplicate = true }
-        self[attribute] = value
+        let repeated = withUnsafeMutableBytes(of: &slots) { raw in
+            let offset = attribute.rawValue &* MemoryLayout<MemberSpan?>.stride
+            let repeated = raw.load(fromByteOffset: offset, as: MemberSpan?.self) != nil
+            raw.storeBytes(of: value, toByteOffset: offset, as: MemberSpan?.self)
+            return repeated
+        }
+        if repeated { duplicate = true }
     }
 
     @inline(__always) mutating func member(
