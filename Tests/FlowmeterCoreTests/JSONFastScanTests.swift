@@ -199,6 +199,43 @@ private struct RecordingSink: TopLevelMemberSink {
     }
 }
 
+/// The `,"` separator taken in one comparison, at the end of the buffer and inside nested containers.
+@Suite struct CommaQuoteTests {
+    @Test func separatorsAgreeWithTheFullScan() {
+        let documents = [
+            #"{"a":1,"b":2}"#, #"{"a":1,""#, #"{"a":1,"#, #"{"a":1,"}"#, #"{"a":"x","b":"y"}"#, #"{"a":1 ,"b":2}"#,
+            #"{"a":1, "b":2}"#, #"{"a":[1,"b",2,"c"],"d":{"e":"f","g":1,"h":[]}}"#, #"{"a":[1,"]}"#,
+            #"{"a":{"b":1,"}}"#,
+            #"{"a":{"b":1,"c"}}"#, #"{"a":["x","y",]}"#, #"{"a":{"b":1,""#, #"{"a":[1,""#, #"{"a":"x",",":1}"#,
+        ]
+        for document in documents {
+            let bytes = Array(document.utf8)
+            bytes.withUnsafeBufferPointer { buffer in
+                let base = buffer.baseAddress!
+                var full = RecordingSink()
+                let fullKind = try? JSONDocument.scan(
+                    base: base,
+                    start: 0,
+                    end: buffer.count,
+                    validate: true,
+                    maxDepth: 512,
+                    sink: &full
+                )
+                var fast = RecordingSink()
+                let fastKind = JSONDocument.scanFast(
+                    base: base,
+                    start: 0,
+                    end: buffer.count,
+                    maxDepth: 512,
+                    sink: &fast
+                )
+                #expect(fastKind == fullKind, "\(document)")
+                if fastKind != nil { #expect(fast.members == full.members, "\(document)") }
+            }
+        }
+    }
+}
+
 /// The word-at-a-time string scan around its edges: 8-byte word boundaries, the buffer's last word, escapes.
 @Suite struct JSONFastScanWordBoundaryTests {
     /// Whether both scans give the same verdict and members (as in ``JSONFastScanTests``).

@@ -696,6 +696,11 @@ enum FastScan {
         return i < end ? base[i] : 0
     }
 
+    /// Whether the bytes at `i` are `,"` (the separator before the next member of compact JSON).
+    @inline(__always) static func commaQuote(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Bool {
+        end &- i >= 2 && UInt16(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt16.self)) == 0x222C
+    }
+
     /// The position of the first byte at or after `i` that is not whitespace, or `end`.
     @inline(never) static func skipWhitespace(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
         var i = i
@@ -901,6 +906,11 @@ enum FastScan {
             }
             // After a value.
             while true {
+                if commaQuote(base, i, end) {
+                    i &+= 1
+                    c = ASCII.quote
+                    continue element
+                }
                 c = byte(base, &i, end)
                 if c == ASCII.comma {
                     i &+= 1
@@ -986,6 +996,11 @@ extension JSONDocument {
                     sink.member(attribute, keyStart: keyStart, keyEnd: keyEnd, value: span, base: base)
                 } else {
                     sink.member(keyStart: keyStart, keyEnd: keyEnd, keyEscaped: keyEscaped, value: span, base: base)
+                }
+                if FastScan.commaQuote(base, i, end) {
+                    i &+= 1
+                    c = ASCII.quote
+                    continue
                 }
                 c = FastScan.byte(base, &i, end)
                 if c == ASCII.comma {
