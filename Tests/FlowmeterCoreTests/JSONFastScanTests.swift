@@ -207,6 +207,9 @@ private struct RecordingSink: TopLevelMemberSink {
             #"{"a":1, "b":2}"#, #"{"a":[1,"b",2,"c"],"d":{"e":"f","g":1,"h":[]}}"#, #"{"a":[1,"]}"#,
             #"{"a":{"b":1,"}}"#,
             #"{"a":{"b":1,"c"}}"#, #"{"a":["x","y",]}"#, #"{"a":{"b":1,""#, #"{"a":[1,""#, #"{"a":"x",",":1}"#,
+            // The colon after a nested name taken with the value's first byte.
+            #"{"a":{"b": 1}}"#, "{\"a\":{\"b\":\t1}}", #"{"a":{"b":"#, #"{"a":{"b":}}"#, #"{"a":{"b":"c"}}"#,
+            #"{"a":{"b" :1}}"#, #"{"a":{"b":1,"c":{"d":[]}}}"#, "{\"a\":{\"b\":\u{1}}}", "{\"a\":{\"b\":\u{80}}}",
         ]
         for document in documents {
             let bytes = Array(document.utf8)

@@ -701,6 +701,15 @@ enum FastScan {
         end &- i >= 2 && UInt16(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt16.self)) == 0x222C
     }
 
+    /// The byte after a colon at `i` (compact JSON: `:` then the value's first byte), if it is neither whitespace
+    /// nor past the end.
+    @inline(__always) static func colonThenValue(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> UInt8? {
+        guard end &- i >= 2 else { return nil }
+        let pair = UInt16(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt16.self))
+        let next = UInt8(truncatingIfNeeded: pair &>> 8)
+        return UInt8(truncatingIfNeeded: pair) == ASCII.colon && next > 0x20 ? next : nil
+    }
+
     /// The position of the first byte at or after `i` that is not whitespace, or `end`.
     @inline(never) static func skipWhitespace(_ base: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
         var i = i
@@ -877,11 +886,15 @@ enum FastScan {
         element: while true {
             // At the first byte of a member (object) or an element (array).
             if isObject {
-                guard c == ASCII.quote, string(base, &i, end, &escaped), byte(base, &i, end) == ASCII.colon else {
-                    return -1
+                guard c == ASCII.quote, string(base, &i, end, &escaped) else { return -1 }
+                if let first = colonThenValue(base, i, end) {
+                    i &+= 1
+                    c = first
+                } else {
+                    guard byte(base, &i, end) == ASCII.colon else { return -1 }
+                    i &+= 1
+                    c = byte(base, &i, end)
                 }
-                i &+= 1
-                c = byte(base, &i, end)
             }
             switch c {
             case ASCII.quote:

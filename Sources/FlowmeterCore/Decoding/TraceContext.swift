@@ -84,7 +84,7 @@ public struct TraceContext: Sendable, Hashable {
     public static func parse(bytes: UnsafeBufferPointer<UInt8>, source: TraceSource) -> TraceContext? {
         guard let p = bytes.baseAddress, bytes.count >= 55 else { return nil }
         guard p[2] == ASCII.minus, p[35] == ASCII.minus, p[52] == ASCII.minus,
-            let version = lowerHexValue(p, 2), version != 0xFF
+            let version = lowerHex2(p), version != 0xFF
         else { return nil }
         if version == 0 {
             guard bytes.count == 55 else { return nil }
@@ -92,7 +92,7 @@ public struct TraceContext: Sendable, Hashable {
             guard p[55] == ASCII.minus else { return nil }
         }
         guard let high = lowerHex16(p + 3), let low = lowerHex16(p + 19),
-            let parent = lowerHex16(p + 36), let flags = lowerHexValue(p + 53, 2),
+            let parent = lowerHex16(p + 36), let flags = lowerHex2(p + 53),
             high | low != 0, parent != 0
         else { return nil }
         return TraceContext(
@@ -105,27 +105,15 @@ public struct TraceContext: Sendable, Hashable {
     }
 }
 
-/// Nibble values of lowercase hex digits; 0xFF for every other byte.
-private let lowerHexNibbles: [UInt8] = (0...255).map { c in
-    switch c {
-    case 0x30...0x39: UInt8(c - 0x30)
-    case 0x61...0x66: UInt8(c - 0x61 + 10)
-    default: 0xFF
+/// The value of the 2 lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
+@inline(__always) private func lowerHex2(_ p: UnsafePointer<UInt8>) -> UInt64? {
+    @inline(__always) func nibble(_ c: UInt8) -> UInt8? {
+        if c &- 0x30 < 10 { return c &- 0x30 }
+        if c &- 0x61 < 6 { return c &- 0x61 &+ 10 }
+        return nil
     }
-}
-
-/// The value of `count` (at most 16) lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
-@inline(__always) private func lowerHexValue(_ p: UnsafePointer<UInt8>, _ count: Int) -> UInt64? {
-    lowerHexNibbles.withUnsafeBufferPointer { table in
-        var value: UInt64 = 0
-        var invalid: UInt8 = 0
-        for k in 0..<count {
-            let nibble = table[Int(p[k])]
-            invalid |= nibble
-            value = value << 4 | UInt64(nibble & 0xF)
-        }
-        return invalid & 0xF0 == 0 ? value : nil
-    }
+    guard let high = nibble(p[0]), let low = nibble(p[1]) else { return nil }
+    return UInt64(high << 4 | low)
 }
 
 /// The value of the 16 lowercase hex digits at `p`, or `nil` if one is not a lowercase hex digit.
