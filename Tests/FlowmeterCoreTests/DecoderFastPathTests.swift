@@ -137,4 +137,27 @@ import Testing
         )
         #expect(plain.parserClass == .cloudEvent)
     }
+
+    /// The unsigned path of the day count against the signed formula (H. Hinnant's, as before).
+    @Test func daysFromCivilMatchesTheSignedFormula() {
+        func reference(_ year: Int, _ month: Int, _ day: Int) -> Int {
+            let y = month <= 2 ? year - 1 : year
+            let era = (y >= 0 ? y : y - 399) / 400
+            let yoe = y - era * 400
+            let mp = (month + 9) % 12
+            let doy = (153 * mp + 2) / 5 + day - 1
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+            return era * 146_097 + doe - 719_468
+        }
+        for year in Array(-5...2_500) + [9_999, 10_000, 99_999] {
+            for month in -1...14 {
+                for day in [-1, 0, 1, 15, 28, 29, 30, 31, 32] {
+                    #expect(
+                        RFC3339.daysFromCivil(year: year, month: month, day: day) == reference(year, month, day),
+                        "\(year)-\(month)-\(day)"
+                    )
+                }
+            }
+        }
+    }
 }

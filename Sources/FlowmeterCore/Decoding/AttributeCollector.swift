@@ -167,8 +167,9 @@ struct AttributeCollector: TopLevelMemberSink {
             MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?,
             MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?, MemberSpan?
         ) = (nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
-    /// Raw key ranges of members outside the envelope set (allocated only when there are any).
-    private var unknownKeys: [Range<Int>] = []
+    /// Raw key ranges of members outside the envelope set (`nil` until there is one: then a collector holds no
+    /// reference, and destroying it releases nothing).
+    private var unknownKeys: [Range<Int>]?
     /// Distinct members outside the envelope set.
     private(set) var unknownCount = 0
     /// Whether a member name repeated (last wins). Unknown names are compared by their raw bytes.
@@ -340,7 +341,7 @@ struct AttributeCollector: TopLevelMemberSink {
             return
         }
         let n = keyEnd - keyStart
-        for range in unknownKeys where range.count == n {
+        for range in unknownKeys ?? [] where range.count == n {
             var equal = true
             for k in 0..<n where base[range.lowerBound + k] != base[keyStart + k] {
                 equal = false
@@ -351,7 +352,11 @@ struct AttributeCollector: TopLevelMemberSink {
                 return
             }
         }
-        unknownKeys.append(keyStart..<keyEnd)
+        if unknownKeys == nil {
+            unknownKeys = [keyStart..<keyEnd]
+        } else {
+            unknownKeys?.append(keyStart..<keyEnd)
+        }
         unknownCount += 1
     }
 }

@@ -153,7 +153,7 @@ public struct CloudEventDecoder: Sendable {
     ) {
         event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
-        if view.hasDuplicates() { event.flags.insert(.duplicateHeader) }
+        if view.hasDuplicates { event.flags.insert(.duplicateHeader) }
         let plainTopic = topicClass.plainTopic
         event.role = topicRole(topicClass, headers: view)
 
@@ -1018,14 +1018,18 @@ struct HeaderView {
 
     /// Whether the last `rawPayload` header (any case) parses as a true boolean the way Go's `strconv.ParseBool`
     /// does.
-    var rawPayload: Bool {
+    @inline(__always) var rawPayload: Bool {
         let k = wellKnown.rawPayload
         guard k >= 0 else { return false }
         return Self.isTrue(headers[k].value ?? [])
     }
 
-    func hasDuplicates() -> Bool {
-        guard headers.count > 1 else { return false }
+    /// Whether a header name repeats.
+    var hasDuplicates: Bool {
+        headers.count > 1 && Self.hasDuplicates(headers)
+    }
+
+    private static func hasDuplicates(_ headers: [RecordHeader]) -> Bool {
         for i in 1..<headers.count {
             for j in 0..<i where headers[j].name == headers[i].name { return true }
         }

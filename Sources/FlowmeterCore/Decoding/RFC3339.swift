@@ -176,7 +176,10 @@ public enum RFC3339 {
     ) -> ParsedTimestamp? {
         var second = second
         var fraction = fraction
-        guard month >= 1 && month <= 12, day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
+        // Every month has 28 days (the month length is computed only past them).
+        guard month >= 1 && month <= 12, day >= 1, day <= 28 || day <= daysInMonth(year: year, month: month) else {
+            return nil
+        }
         guard hour <= 23, minute <= 59, second <= 60 else { return nil }
         var leap = false
         if second == 60 {
@@ -214,6 +217,16 @@ public enum RFC3339 {
     /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
     static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
+        if y >= 0 && month >= 1 && month <= 12 && day >= 1 {
+            // The same on unsigned values (cheaper divisions), for valid dates from the year 0 on.
+            let uy = UInt(y)
+            let era = uy / 400
+            let yoe = uy - era * 400
+            let mp = UInt(month > 2 ? month - 3 : month + 9)
+            let doy = (153 * mp + 2) / 5 + UInt(day) - 1
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+            return Int(era * 146_097 + doe) - 719_468
+        }
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
         let mp = (month + 9) % 12
