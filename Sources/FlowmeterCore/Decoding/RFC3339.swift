@@ -131,22 +131,33 @@ public enum RFC3339 {
     /// The fast path for the layout Dapr writes, `YYYY-MM-DDThh:mm:ssZ` (exactly 20 bytes).
     /// - Returns: `nil` if the text is not in that layout or not a valid instant; ``parse(bytes:)`` then decides.
     @inline(__always) private static func parseWholeSecondsUTC(_ p: UnsafePointer<UInt8>) -> ParsedTimestamp? {
-        guard p[4] == ASCII.minus, p[7] == ASCII.minus, p[10] == 0x54, p[13] == ASCII.colon, p[16] == ASCII.colon,
-            p[19] == 0x5A
+        // Three little-endian words: bytes 0-7 `YYYY-MM-`, 8-15 `DDThh:mm`, 12-19 `h:mm:ssZ`.
+        let raw = UnsafeRawPointer(p)
+        let a = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+        let b = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let c = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt64.self))
+        // The separators: `-` at 4 and 7, `T` at 10, `:` at 13 and 16, `Z` at 19.
+        guard a & 0xFF00_00FF_0000_0000 == 0x2D00_002D_0000_0000, b & 0x0000_FF00_00FF_0000 == 0x0000_3A00_0054_0000,
+            c & 0xFF00_00FF_0000_0000 == 0x5A00_003A_0000_0000
         else { return nil }
-        var invalid = false
-        @inline(__always) func digit(_ k: Int) -> Int {
-            let v = p[k] &- ASCII.zero
-            invalid = invalid || v > 9
-            return Int(v)
+        // The digits, XORed with `0`: a digit becomes 0-9 and any other byte 10 or more (or a byte with its high bit
+        // set). Adding 0x76 to a byte below 0x80 sets its high bit exactly when it is 10 or more, without a carry
+        // into the next byte; the other positions are masked to 0.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let da = (a ^ ones &* 0x30) & 0x00FF_FF00_FFFF_FFFF
+        let db = (b ^ ones &* 0x30) & 0xFFFF_00FF_FF00_FFFF
+        let dc = (c ^ ones &* 0x30) & 0x00FF_FF00_0000_0000
+        let flagged = da | (da &+ ones &* 0x76) | db | (db &+ ones &* 0x76) | dc | (dc &+ ones &* 0x76)
+        guard flagged & (ones &* 0x80) == 0 else { return nil }
+        @inline(__always) func digit(_ word: UInt64, _ k: Int) -> Int {
+            Int(truncatingIfNeeded: word &>> (8 &* k)) & 0xFF
         }
-        let year = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3)
-        let month = digit(5) * 10 + digit(6)
-        let day = digit(8) * 10 + digit(9)
-        let hour = digit(11) * 10 + digit(12)
-        let minute = digit(14) * 10 + digit(15)
-        let second = digit(17) * 10 + digit(18)
-        guard !invalid else { return nil }
+        let year = digit(da, 0) * 1000 + digit(da, 1) * 100 + digit(da, 2) * 10 + digit(da, 3)
+        let month = digit(da, 5) * 10 + digit(da, 6)
+        let day = digit(db, 0) * 10 + digit(db, 1)
+        let hour = digit(db, 3) * 10 + digit(db, 4)
+        let minute = digit(db, 6) * 10 + digit(db, 7)
+        let second = digit(dc, 5) * 10 + digit(dc, 6)
         return instant(
             year: year,
             month: month,
