@@ -143,7 +143,7 @@ public struct CloudEventDecoder: Sendable {
 
     /// The body of ``decode(topic:topicClass:partition:offset:timestampMs:timestampType:headers:keyBytes:value:)``:
     /// it fills in an `inout` event (returning a local from many exits made the compiler copy the whole event).
-    private func fill(
+    @inline(__always) private func fill(
         _ event: inout DecodedEvent,
         topic: String,
         topicClass: TopicClass,
