@@ -82,17 +82,19 @@ public struct CloudEventDecoder: Sendable {
         key: [UInt8]?,
         value: UnsafeRawBufferPointer?
     ) -> DecodedEvent {
-        decode(
-            topic: topic,
-            topicClass: cachedClass(of: topic),
+        // The body of the classified-topic `decode` (which the engine calls), written out: calling it cost more.
+        let topicClass = cachedClass(of: topic)
+        var event = DecodedEvent(
+            recordTopic: topic,
             partition: partition,
             offset: offset,
             timestampMs: timestampMs,
             timestampType: timestampType,
-            headers: headers,
-            keyBytes: key?.count,
-            value: value
+            parserClass: .raw,
+            role: .normal
         )
+        fill(&event, topic: topic, topicClass: topicClass, headers: headers, keyBytes: key?.count, value: value)
+        return event
     }
 
     /// ``classify(topic:)`` through the cache of recent topics.
