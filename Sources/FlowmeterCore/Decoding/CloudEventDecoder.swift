@@ -385,7 +385,7 @@ public struct CloudEventDecoder: Sendable {
         finishCloudEvent(&event, plainTopic: plainTopic, headers: headers)
     }
 
-    private func decodeData(
+    @inline(__always) private func decodeData(
         _ event: inout DecodedEvent,
         members: AttributeCollector,
         base: UnsafePointer<UInt8>,
@@ -569,7 +569,7 @@ public struct CloudEventDecoder: Sendable {
 
     /// Step 9 for structured events: the `traceparent` attribute if non-empty, else `traceid`.
     /// - Returns: `nil` if neither is a non-empty string, or if the chosen one is invalid (then flags it).
-    private func attributeTrace(
+    @inline(__always) private func attributeTrace(
         _ members: AttributeCollector,
         base: UnsafePointer<UInt8>,
         flags: inout DecoderFlags
@@ -864,7 +864,12 @@ struct AttributeValues {
 }
 
 /// Whether the UTF-8 of `candidate` equals `base[start..<start + count]`.
-private func bytesEqual(_ candidate: String, _ base: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> Bool {
+@inline(__always) private func bytesEqual(
+    _ candidate: String,
+    _ base: UnsafePointer<UInt8>,
+    _ start: Int,
+    _ count: Int
+) -> Bool {
     guard candidate.utf8.count == count else { return false }
     return candidate.utf8.withContiguousStorageIfAvailable { c in
         memoryEquals(c.baseAddress!, base + start, count)
