@@ -23,36 +23,39 @@ private struct RecordingSink: TopLevelMemberSink {
     }
 }
 
+/// Both scans of `bytes`: the kind each one found (`nil` when it rejected the document) and the members it reported.
+func scanBoth(
+    _ bytes: [UInt8],
+    maxDepth: Int = 512
+) -> (fastKind: JSONValueKind?, fast: [String], fullKind: JSONValueKind?, full: [String]) {
+    bytes.withUnsafeBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return (nil, [], nil, []) }
+        var full = RecordingSink()
+        let fullKind = try? JSONDocument.scan(
+            base: base,
+            start: 0,
+            end: buffer.count,
+            validate: true,
+            maxDepth: maxDepth,
+            sink: &full
+        )
+        var fast = RecordingSink()
+        let fastKind = JSONDocument.scanFast(base: base, start: 0, end: buffer.count, maxDepth: maxDepth, sink: &fast)
+        return (fastKind, fast.members, fullKind, full.members)
+    }
+}
+
 /// The fast validating scan must agree with the full one: same verdict on object documents, same members.
 @Suite struct JSONFastScanTests {
     /// What both scans say about `bytes`: the full scan's kind (or `nil` on failure) and members, then the fast
     /// scan's.
     private func compare(_ bytes: [UInt8], maxDepth: Int = 512) {
-        bytes.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
-            var full = RecordingSink()
-            let fullKind = try? JSONDocument.scan(
-                base: base,
-                start: 0,
-                end: buffer.count,
-                validate: true,
-                maxDepth: maxDepth,
-                sink: &full
-            )
-            var fast = RecordingSink()
-            let fastKind = JSONDocument.scanFast(
-                base: base,
-                start: 0,
-                end: buffer.count,
-                maxDepth: maxDepth,
-                sink: &fast
-            )
-            if let fastKind {
-                #expect(fastKind == fullKind, "\(bytes)")
-                #expect(fast.members == full.members, "\(bytes)")
-            } else {
-                #expect(fullKind == nil || fullKind != .object, "\(bytes)")
-            }
+        let scans = scanBoth(bytes, maxDepth: maxDepth)
+        if let fastKind = scans.fastKind {
+            #expect(fastKind == scans.fullKind, "\(bytes)")
+            #expect(scans.fast == scans.full, "\(bytes)")
+        } else {
+            #expect(scans.fullKind == nil || scans.fullKind != .object, "\(bytes)")
         }
     }
 
@@ -171,29 +174,9 @@ private struct RecordingSink: TopLevelMemberSink {
                 "{\"\(name)\":", "{\"\(name)\":}", "{\"\(name)\":1,}",
                 "{\"\(name)\":1" + String(repeating: " ", count: 20),
             ] {
-                let bytes = Array(document.utf8)
-                bytes.withUnsafeBufferPointer { buffer in
-                    let base = buffer.baseAddress!
-                    var full = RecordingSink()
-                    let fullKind = try? JSONDocument.scan(
-                        base: base,
-                        start: 0,
-                        end: buffer.count,
-                        validate: true,
-                        maxDepth: 512,
-                        sink: &full
-                    )
-                    var fast = RecordingSink()
-                    let fastKind = JSONDocument.scanFast(
-                        base: base,
-                        start: 0,
-                        end: buffer.count,
-                        maxDepth: 512,
-                        sink: &fast
-                    )
-                    #expect(fastKind == fullKind, "\(document)")
-                    if fastKind != nil { #expect(fast.members == full.members, "\(document)") }
-                }
+                let scans = scanBoth(Array(document.utf8))
+                #expect(scans.fastKind == scans.fullKind, "\(document)")
+                if scans.fastKind != nil { #expect(scans.fast == scans.full, "\(document)") }
             }
         }
     }
@@ -212,29 +195,9 @@ private struct RecordingSink: TopLevelMemberSink {
             #"{"a":{"b" :1}}"#, #"{"a":{"b":1,"c":{"d":[]}}}"#, "{\"a\":{\"b\":\u{1}}}", "{\"a\":{\"b\":\u{80}}}",
         ]
         for document in documents {
-            let bytes = Array(document.utf8)
-            bytes.withUnsafeBufferPointer { buffer in
-                let base = buffer.baseAddress!
-                var full = RecordingSink()
-                let fullKind = try? JSONDocument.scan(
-                    base: base,
-                    start: 0,
-                    end: buffer.count,
-                    validate: true,
-                    maxDepth: 512,
-                    sink: &full
-                )
-                var fast = RecordingSink()
-                let fastKind = JSONDocument.scanFast(
-                    base: base,
-                    start: 0,
-                    end: buffer.count,
-                    maxDepth: 512,
-                    sink: &fast
-                )
-                #expect(fastKind == fullKind, "\(document)")
-                if fastKind != nil { #expect(fast.members == full.members, "\(document)") }
-            }
+            let scans = scanBoth(Array(document.utf8))
+            #expect(scans.fastKind == scans.fullKind, "\(document)")
+            if scans.fastKind != nil { #expect(scans.fast == scans.full, "\(document)") }
         }
     }
 }
@@ -243,22 +206,9 @@ private struct RecordingSink: TopLevelMemberSink {
 @Suite struct JSONFastScanWordBoundaryTests {
     /// Whether both scans give the same verdict and members (as in ``JSONFastScanTests``).
     private func agree(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return true }
-            var full = RecordingSink()
-            let fullKind = try? JSONDocument.scan(
-                base: base,
-                start: 0,
-                end: buffer.count,
-                validate: true,
-                maxDepth: 512,
-                sink: &full
-            )
-            var fast = RecordingSink()
-            let fastKind = JSONDocument.scanFast(base: base, start: 0, end: buffer.count, maxDepth: 512, sink: &fast)
-            if let fastKind { return fastKind == fullKind && fast.members == full.members }
-            return fullKind == nil || fullKind != .object
-        }
+        let scans = scanBoth(bytes)
+        if let fastKind = scans.fastKind { return fastKind == scans.fullKind && scans.fast == scans.full }
+        return scans.fullKind == nil || scans.fullKind != .object
     }
 
     @Test func everySpecialByteAtEveryPositionOfShortStrings() {
