@@ -306,11 +306,13 @@ final class Intake: Service {
                 var runPartition: Int32 = 0
                 var runNext: Int64 = 0
                 var runLatest: Int64 = 0
+                // One header array for the batch, refilled per record (its storage is allocated once).
+                var headers: [RecordHeader] = []
                 batch.forEachRecord { record in
                     if let repartition, record.topic == repartition.topic {
                         repartition.receive(record, engine: &engine)
                     } else {
-                        Intake.feed(record, to: &engine, receivedAtMs: now)
+                        Intake.feed(record, to: &engine, receivedAtMs: now, headers: &headers)
                     }
                     let stamp = record.timestampMs > 0 ? record.timestampMs : now
                     if runPartition == record.partition, runTopic == record.topic {
@@ -866,9 +868,15 @@ final class Intake: Service {
     }
 
     /// Analyzes one record where librdkafka holds it: only its headers are copied (the engine's type for them).
-    static func feed(_ record: BorrowedRecord, to engine: inout AnalysisEngine, receivedAtMs: Int64) {
+    /// `headers` is scratch storage for the record's headers, reused from record to record.
+    static func feed(
+        _ record: BorrowedRecord,
+        to engine: inout AnalysisEngine,
+        receivedAtMs: Int64,
+        headers: inout [RecordHeader]
+    ) {
         // The non-generic visitor: `record.headers { … }` would run unspecialized across the module boundary.
-        var headers: [RecordHeader] = []
+        headers.removeAll(keepingCapacity: true)
         record.forEachHeader(
             reserve: { headers.reserveCapacity($0) },
             body: { name, value in headers.append(RecordHeader(name: name, value: value.map { Array($0) })) }

@@ -81,6 +81,8 @@ public struct AnalysisEngine: Sendable {
 
     private var topicIDs: [String: Int] = [:]
     private var lastTopic: (name: String, id: Int)?
+    /// Hashes CloudEvent ids into duplicate-window fingerprints (seeded per engine).
+    private let idHash = FastHash()
     private var topics: [TopicState] = []
     private var correlator: FlowCorrelator
     private var deadLetterOriginals: BoundedSet<DeadLetterOriginal>
@@ -266,7 +268,7 @@ public struct AnalysisEngine: Sendable {
         if event.isCloudEvent, let id = event.id, !id.isEmpty {
             // A 64-bit fingerprint instead of the string: a fraction of the memory, and a false match among
             // 100,000 remembered ids has a probability of about 10⁻¹³ per record (the window compares 47 of its bits).
-            if !topics[topicID].seenIDs.insert(UInt64(bitPattern: Int64(id.hashValue))) {
+            if !topics[topicID].seenIDs.insert(idHash.hash(id)) {
                 duplicate = true
                 topics[topicID].duplicates += 1
             }

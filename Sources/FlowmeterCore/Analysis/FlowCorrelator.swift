@@ -39,6 +39,14 @@ struct CorrelationKey: Sendable, Hashable, CustomStringConvertible, ExpressibleB
     var text: String { other ?? lowerHex(high, low) }
 
     var description: String { text }
+
+    /// The key's hash for ``ChainTable``, with the flow it belongs to.
+    @inline(__always)
+    func hash(with hasher: FastHash, flow: Int) -> UInt64 {
+        let flowBits = UInt64(truncatingIfNeeded: flow) &* 0x9e37_79b9_7f4a_7c15
+        guard let other else { return hasher.hash(high ^ flowBits, low) }
+        return hasher.hash(hasher.hash(other) ^ flowBits, 1)
+    }
 }
 
 /// A request waiting for its response.

@@ -34,7 +34,7 @@ struct FlowWaiters: Sendable {
     private var slots: [Slot] = []
     private var freeSlots: [Int32] = []
     private(set) var count = 0
-    private var byKey: [[CorrelationKey: Chain]]
+    private var chains = ChainTable()
     private var order = RingQueue<Handle>()
     private var deadlines = DeadlineHeap()
     private var nextSequence: UInt64 = 0
@@ -46,7 +46,6 @@ struct FlowWaiters: Sendable {
     init(timeoutsMs: [Int64], maxCount: Int) {
         self.maxCount = Swift.max(0, maxCount)
         self.timeoutsMs = timeoutsMs
-        byKey = Array(repeating: [:], count: timeoutsMs.count)
     }
 
     /// Entries held in the insertion queue and the deadline heap, live or stale.
@@ -56,7 +55,7 @@ struct FlowWaiters: Sendable {
     var journalEntries: Int { addedSinceTake.count + removedSinceTake.count }
 
     /// Correlation keys with waiters, over all flows.
-    var keyCount: Int { byKey.reduce(0) { $0 + $1.count } }
+    var keyCount: Int { chains.count }
 
     /// The earliest deadline of a waiter (a hint: stale heap entries may make it earlier than the truth).
     var earliestDeadlineMs: Int64? { deadlines.first?.deadlineMs }
@@ -92,7 +91,7 @@ struct FlowWaiters: Sendable {
 
     /// Takes the oldest waiter of `flow` with `key` for which `matches` holds.
     mutating func take(flow: Int, key: CorrelationKey, where matches: (FlowWaiter) -> Bool) -> FlowWaiter? {
-        var cursor = byKey[flow][key]?.head ?? -1
+        var cursor = chains.find(flow: flow, key: key).map { chains[$0].head } ?? -1
         while cursor >= 0 {
             let slot = Int(cursor)
             cursor = slots[slot].next
@@ -177,23 +176,12 @@ struct FlowWaiters: Sendable {
         }
         count += 1
         // One lookup of the key: append to its chain, or start one.
-        let previousTail = Self.append(
-            slot,
-            to: &byKey[waiter.flow][waiter.key, default: Chain(head: slot, tail: slot)]
-        )
+        let previousTail = chains.append(slot, flow: waiter.flow, key: waiter.key)
         if previousTail >= 0 { slots[Int(previousTail)].next = slot }
         let handle = Handle(slot: slot, sequence: waiter.sequence)
         order.append(handle)
         deadlines.push(.init(deadlineMs: waiter.deadlineMs, sequence: waiter.sequence, slot: slot))
         return handle
-    }
-
-    /// Makes `slot` the tail of `chain` (a chain just made for it already is); returns the previous tail, or -1.
-    private static func append(_ slot: Int32, to chain: inout Chain) -> Int32 {
-        guard chain.tail != slot else { return -1 }
-        let previous = chain.tail
-        chain.tail = slot
-        return previous
     }
 
     private mutating func evictOverBound(_ evicted: (FlowWaiter) -> Void) {
@@ -212,14 +200,15 @@ struct FlowWaiters: Sendable {
         freeSlots.append(Int32(slot))
         count -= 1
         if slots[slot].persisted { removedSinceTake.append((waiter.flow, waiter.origin)) }
-        Self.unlink(Int32(slot), next: next, from: &byKey[waiter.flow][waiter.key], slots: &slots)
+        unlink(Int32(slot), next: next, flow: waiter.flow, key: waiter.key)
         return waiter
     }
 
-    private static func unlink(_ slot: Int32, next: Int32, from chain: inout Chain?, slots: inout [Slot]) {
-        guard let current = chain else { return }
+    private mutating func unlink(_ slot: Int32, next: Int32, flow: Int, key: CorrelationKey) {
+        guard let index = chains.find(flow: flow, key: key) else { return }
+        let current = chains[index]
         if current.head == slot {
-            if next >= 0 { chain?.head = next } else { chain = nil }
+            if next >= 0 { chains[index].head = next } else { chains.remove(at: index) }
             return
         }
         var previous = current.head
@@ -227,7 +216,7 @@ struct FlowWaiters: Sendable {
             let following = slots[Int(previous)].next
             if following == slot {
                 slots[Int(previous)].next = next
-                if current.tail == slot { chain?.tail = previous }
+                if current.tail == slot { chains[index].tail = previous }
                 return
             }
             previous = following
@@ -269,12 +258,6 @@ struct FlowWaiters: Sendable {
     private struct Handle: Sendable {
         var slot: Int32
         var sequence: UInt64
-    }
-
-    /// The oldest and newest waiter's slot of one flow and key.
-    private struct Chain: Sendable {
-        var head: Int32
-        var tail: Int32
     }
 
     /// A waiter's identity: its flow and where its record was read.
