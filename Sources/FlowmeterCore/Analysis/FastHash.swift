@@ -112,9 +112,10 @@ struct ChainTable: Sendable {
         self.hashMask = hashMask
     }
 
+    /// The entry in a slot ``find(flow:key:)`` gave (read and changed in place: no copy of the key's text).
     subscript(index: Int) -> Entry {
-        get { entries[index] }
-        set { entries[index] = newValue }
+        _read { yield entries[index] }
+        _modify { yield &entries[index] }
     }
 
     @inline(__always)

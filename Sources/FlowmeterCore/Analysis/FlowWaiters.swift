@@ -91,12 +91,13 @@ struct FlowWaiters: Sendable {
 
     /// Takes the oldest waiter of `flow` with `key` for which `matches` holds.
     mutating func take(flow: Int, key: CorrelationKey, where matches: (FlowWaiter) -> Bool) -> FlowWaiter? {
-        var cursor = chains.find(flow: flow, key: key).map { chains[$0].head } ?? -1
+        guard let chain = chains.find(flow: flow, key: key) else { return nil }
+        var cursor = chains[chain].head
         while cursor >= 0 {
             let slot = Int(cursor)
             cursor = slots[slot].next
             guard matches(slots[slot].waiter) else { continue }
-            let waiter = remove(slot: slot)
+            let waiter = remove(slot: slot, chain: chain)
             compactIfNeeded()
             return waiter
         }
@@ -192,7 +193,8 @@ struct FlowWaiters: Sendable {
 
     /// Removes a live waiter and unlinks it from its key's chain (usually its head; expiry or a conditional take
     /// may remove a later one, found by walking the chain).
-    private mutating func remove(slot: Int) -> FlowWaiter {
+    /// `chain` is the key's entry in ``chains`` when the caller just found it (nothing changed the table since).
+    private mutating func remove(slot: Int, chain: Int? = nil) -> FlowWaiter {
         let waiter = slots[slot].waiter
         let next = slots[slot].next
         slots[slot].live = false
@@ -200,23 +202,24 @@ struct FlowWaiters: Sendable {
         freeSlots.append(Int32(slot))
         count -= 1
         if slots[slot].persisted { removedSinceTake.append((waiter.flow, waiter.origin)) }
-        unlink(Int32(slot), next: next, flow: waiter.flow, key: waiter.key)
+        unlink(Int32(slot), next: next, chain: chain ?? chains.find(flow: waiter.flow, key: waiter.key))
         return waiter
     }
 
-    private mutating func unlink(_ slot: Int32, next: Int32, flow: Int, key: CorrelationKey) {
-        guard let index = chains.find(flow: flow, key: key) else { return }
-        let current = chains[index]
-        if current.head == slot {
+    private mutating func unlink(_ slot: Int32, next: Int32, chain: Int?) {
+        guard let index = chain else { return }
+        // Field by field: a copy of the entry would retain its key's text.
+        let (head, tail) = (chains[index].head, chains[index].tail)
+        if head == slot {
             if next >= 0 { chains[index].head = next } else { chains.remove(at: index) }
             return
         }
-        var previous = current.head
+        var previous = head
         while previous >= 0 {
             let following = slots[Int(previous)].next
             if following == slot {
                 slots[Int(previous)].next = next
-                if current.tail == slot { chains[index].tail = previous }
+                if tail == slot { chains[index].tail = previous }
                 return
             }
             previous = following
