@@ -104,6 +104,10 @@ public struct AnalysisEngine: Sendable {
     // MARK: Rollup accumulators (keyed by interned ids; materialized by takeRollupDelta)
 
     private var eventDeltas: [EventDeltaKey: EventCounts] = [:]
+    /// The counts of the current run of records sharing a window, topic and type, added to `eventDeltas` when the
+    /// run ends: records come in runs of one partition, so the dictionary is hashed once per run, not per record.
+    private var eventRunKey = EventDeltaKey(window: .min, topic: -1, type: -1)
+    private var eventRun = EventCounts()
     private var flowDeltas: [FlowDeltaKey: FlowCounts] = [:]
     private var deadLetterDeltas: [DeadLetterDeltaKey: DeadLetterCounts] = [:]
     private var invalidDeltas: [InvalidDeltaKey: Int64] = [:]
@@ -239,8 +243,13 @@ public struct AnalysisEngine: Sendable {
         let bytes = Int64(event.valueBytes ?? 0)
         topics[topicID].consumed += 1
         topics[topicID].typeCounts[typeID] += 1
-        eventDeltas[EventDeltaKey(window: window, topic: topicID, type: typeID), default: EventCounts()]
-            .merge(EventCounts(events: 1, bytes: bytes))
+        let eventKey = EventDeltaKey(window: window, topic: topicID, type: typeID)
+        if eventKey != eventRunKey {
+            endEventRun()
+            eventRunKey = eventKey
+        }
+        eventRun.events += 1
+        eventRun.bytes += bytes
 
         // Flags.
         var bits = event.flags.rawValue
@@ -498,9 +507,14 @@ public struct AnalysisEngine: Sendable {
             flowDeltas[deltaKey, default: FlowCounts()].negative += 1
         } else {
             flows[request.flow].latency.record(milliseconds: latency)
-            flowDeltas[deltaKey, default: FlowCounts()].completed += 1
-            flowDeltas[deltaKey, default: FlowCounts()].latency.record(Double(latency))
+            Self.recordCompleted(latency, in: &flowDeltas[deltaKey, default: FlowCounts()])
         }
+    }
+
+    /// One dictionary access for both fields of a completed flow's window.
+    private static func recordCompleted(_ latencyMs: Int64, in counts: inout FlowCounts) {
+        counts.completed += 1
+        counts.latency.record(Double(latencyMs))
     }
 
     private mutating func countEvicted(_ evicted: [PendingRequest]) {
@@ -817,8 +831,15 @@ public struct AnalysisEngine: Sendable {
 
     // MARK: - Rollup deltas
 
+    private mutating func endEventRun() {
+        guard eventRun.events > 0 else { return }
+        eventDeltas[eventRunKey, default: EventCounts()].merge(eventRun)
+        eventRun = EventCounts()
+    }
+
     /// Returns the window deltas accumulated since the last call and starts new ones.
     public mutating func takeRollupDelta() -> RollupDelta {
+        endEventRun()
         var delta = RollupDelta()
         delta.events.reserveCapacity(eventDeltas.count)
         for (key, counts) in eventDeltas {
