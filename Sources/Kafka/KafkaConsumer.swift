@@ -604,6 +604,12 @@ public struct BorrowedRecord {
         visitHeaders(of: message.assumingMemoryBound(to: rd_kafka_message_t.self), reserve: reserve, body: body)
     }
 
+    /// Calls `body` with each header's name bytes and value in wire order (`nil` for a null value; both buffers are
+    /// valid only during the call): no string is made for the name.
+    public func forEachRawHeader(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) -> Void) {
+        visitRawHeaders(of: message.assumingMemoryBound(to: rd_kafka_message_t.self), reserve: { _ in }, body: body)
+    }
+
     /// A copy that outlives the batch.
     public func copy() -> ConsumerRecord {
         ConsumerRecord(
@@ -626,6 +632,17 @@ private func visitHeaders(
     reserve: (Int) -> Void,
     body: (String, UnsafeRawBufferPointer?) -> Void
 ) {
+    visitRawHeaders(of: message, reserve: reserve) { name, value in
+        body(String(decoding: name, as: UTF8.self), value)
+    }
+}
+
+/// ``visitHeaders(of:reserve:body:)`` with the name's bytes (without the terminating NUL).
+private func visitRawHeaders(
+    of message: UnsafeMutablePointer<rd_kafka_message_t>,
+    reserve: (Int) -> Void,
+    body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) -> Void
+) {
     var headers: OpaquePointer?
     guard rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR, let headers else { return }
     reserve(rd_kafka_header_cnt(headers))
@@ -636,7 +653,10 @@ private func visitHeaders(
         var size = 0
         guard rd_kafka_header_get_all(headers, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let name
         else { break }
-        body(String(cString: name), value.map { UnsafeRawBufferPointer(start: $0, count: size) })
+        body(
+            UnsafeRawBufferPointer(start: name, count: strlen(name)),
+            value.map { UnsafeRawBufferPointer(start: $0, count: size) }
+        )
         index += 1
     }
 }

@@ -36,7 +36,9 @@ struct KafkaConsumerTests {
         let consumer = try KafkaConsumer(config: consumerConfig(cluster), groupID: "visitors", logger: quietLogger)
         defer { consumer.close() }
         try consumer.subscribe(topics: ["visits"])
-        var seen: [(value: [UInt8], visited: [KafkaHeader], reserved: [Int], generic: [KafkaHeader])] = []
+        var seen:
+            [(value: [UInt8], visited: [KafkaHeader], reserved: [Int], generic: [KafkaHeader], raw: [KafkaHeader])] =
+                []
         let end = ContinuousClock.now + .seconds(30)
         while seen.count < messages.count, ContinuousClock.now < end {
             try consumer.pollBatch(maxRecords: 500, timeout: .milliseconds(100)) { batch in
@@ -48,10 +50,16 @@ struct KafkaConsumerTests {
                         body: { name, value in visited.append(KafkaHeader(name: name, value: value.map { Array($0) })) }
                     )
                     let generic = record.headers { KafkaHeader(name: $0, value: $1.map { Array($0) }) }
+                    var raw: [KafkaHeader] = []
+                    record.forEachRawHeader { name, value in
+                        raw.append(
+                            KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) })
+                        )
+                    }
                     seen.append(
                         (
                             Array(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0)), visited, reserved,
-                            generic
+                            generic, raw
                         )
                     )
                 }
@@ -63,6 +71,7 @@ struct KafkaConsumerTests {
             #expect(record.value == messages[index].value)
             #expect(record.visited == messages[index].headers)
             #expect(record.generic == messages[index].headers)
+            #expect(record.raw == messages[index].headers)
             #expect(record.reserved == (messages[index].headers.isEmpty ? [] : [messages[index].headers.count]))
         }
     }
