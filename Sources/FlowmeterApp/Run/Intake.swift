@@ -901,9 +901,9 @@ final class Intake: Service {
         )
     }
 
-    /// Sets `headers[index]` (appending it when `index == headers.count`) to a header with `name` and `value`,
-    /// reusing the previous record's name string when the bytes are the same and its value array's storage: no
-    /// allocation per header in the steady state (the engine keeps no reference to the headers after a record).
+    /// Sets `headers[index]` (appending it when `index == headers.count`) to a header with `name` and `value`
+    /// (``RecordHeader/refill(name:value:)``: no allocation per header in the steady state; the engine keeps no
+    /// reference to the headers after a record).
     static func refill(
         _ headers: inout [RecordHeader],
         at index: Int,
@@ -914,27 +914,7 @@ final class Intake: Service {
             headers.append(RecordHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) }))
             return
         }
-        if !Self.utf8(of: headers[index].name, equals: name) {
-            headers[index].name = String(decoding: name, as: UTF8.self)
-        }
-        guard let value else {
-            headers[index].value = nil
-            return
-        }
-        if headers[index].value == nil {
-            headers[index].value = Array(value)
-        } else {
-            headers[index].value!.removeAll(keepingCapacity: true)
-            value.withMemoryRebound(to: UInt8.self) { headers[index].value!.append(contentsOf: $0) }
-        }
-    }
-
-    private static func utf8(of text: String, equals bytes: UnsafeRawBufferPointer) -> Bool {
-        let utf8 = text.utf8
-        guard utf8.count == bytes.count else { return false }
-        return utf8.withContiguousStorageIfAvailable { stored in
-            stored.count == 0 || memcmp(stored.baseAddress!, bytes.baseAddress!, stored.count) == 0
-        } ?? utf8.elementsEqual(bytes)
+        headers[index].refill(name: name, value: value)
     }
 
     /// Partitions without a group commit start at the first record at or after `date`.

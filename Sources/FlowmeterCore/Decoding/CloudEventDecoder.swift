@@ -864,7 +864,7 @@ struct AttributeValues {
 }
 
 /// Whether the UTF-8 of `candidate` equals `base[start..<start + count]`.
-@inline(__always) private func bytesEqual(
+@inline(__always) func bytesEqual(
     _ candidate: String,
     _ base: UnsafePointer<UInt8>,
     _ start: Int,

@@ -11,6 +11,27 @@ public struct RecordHeader: Sendable, Hashable {
         self.value = value
     }
 
+    /// Sets the header to `name` and `value` (borrowed bytes, read only during the call), keeping the name string
+    /// when its UTF-8 is already `name` and reusing the value array's storage: refilling a header from record to
+    /// record allocates nothing once its value array is large enough.
+    public mutating func refill(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer?) {
+        let sameName =
+            name.isEmpty
+            ? self.name.isEmpty
+            : bytesEqual(self.name, name.baseAddress!.assumingMemoryBound(to: UInt8.self), 0, name.count)
+        if !sameName { self.name = String(decoding: name, as: UTF8.self) }
+        guard let value else {
+            self.value = nil
+            return
+        }
+        if self.value == nil {
+            self.value = Array(value)
+        } else {
+            self.value!.removeAll(keepingCapacity: true)
+            value.withMemoryRebound(to: UInt8.self) { self.value!.append(contentsOf: $0) }
+        }
+    }
+
     /// Creates a header with a UTF-8 string value.
     public init(name: String, string: String) {
         self.name = name
