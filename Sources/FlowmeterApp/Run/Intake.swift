@@ -75,6 +75,7 @@ final class Intake: Service {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     waiter.withLock { $0 = continuation }
                     let thread = Thread { [self] in
+                        setCurrentThreadName("fm-intake")
                         do {
                             let pipeline = try Pipeline(intake: self)
                             try pipeline.run(until: { self.stopRequested.withLock { $0 } })
@@ -224,6 +225,8 @@ final class Intake: Service {
                 ),
                 groupID: intake.configuration.group,
                 rebalance: handler,
+                // Headers parsed and batches destroyed on a second thread while this one analyzes (a backlog).
+                readAhead: true,
                 logger: logger
             )
             consumerBox.set(consumer)

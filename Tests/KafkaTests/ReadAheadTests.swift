@@ -1,0 +1,198 @@
+import Foundation
+import Kafka
+import Logging
+import Testing
+
+/// The consumer's read-ahead (`KafkaConsumer(readAhead: true)`): a helper thread parses each large batch's headers
+/// ahead of the caller and destroys the batch afterwards, and a second one wakes librdkafka's fetcher while a backlog
+/// is read. Against the mock cluster's real Kafka protocol.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct ReadAheadTests {
+    /// A record as the caller saw it.
+    struct Seen: Hashable {
+        var partition: Int32
+        var offset: Int64
+        var value: [UInt8]
+        var headers: [KafkaHeader]
+    }
+
+    static func messages(_ count: Int, topic: String) -> [ProducerMessage] {
+        (0..<count).map { index in
+            ProducerMessage(
+                topic: topic,
+                key: bytes("learner-\(index % 37)"),
+                value: bytes("{\"n\":\(index)}"),
+                headers: index % 5 == 0
+                    ? []
+                    : (0..<(index % 4 + 1)).map { header in
+                        header == 2
+                            ? KafkaHeader(name: "nullable", value: nil)
+                            : KafkaHeader(name: "h\(header)", string: "\(index)-\(header)")
+                    }
+            )
+        }
+    }
+
+    /// Reads `count` records with `pollBatch`, visiting each record's raw headers; `delay` after each batch.
+    static func readAll(
+        _ consumer: KafkaConsumer,
+        count: Int,
+        maxRecords: Int,
+        delay: Duration = .zero
+    ) async throws -> [Seen] {
+        var seen: [Seen] = []
+        let end = ContinuousClock.now + .seconds(60)
+        while seen.count < count, ContinuousClock.now < end {
+            try consumer.pollBatch(maxRecords: maxRecords, timeout: .milliseconds(100)) { batch in
+                batch.forEachRecord { record in
+                    var headers: [KafkaHeader] = []
+                    record.forEachRawHeader { name, value in
+                        headers.append(
+                            KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) })
+                        )
+                    }
+                    seen.append(
+                        Seen(
+                            partition: record.partition,
+                            offset: record.offset,
+                            value: Array(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0)),
+                            headers: headers
+                        )
+                    )
+                }
+            }
+            if delay > .zero { try await Task.sleep(for: delay) } else { await Task.yield() }
+        }
+        return seen
+    }
+
+    /// Every record, value and header comes out as without read-ahead, in the same order per partition, and the
+    /// large batches went through the helper.
+    @Test func readAheadHandsOutWhatAPlainConsumerDoes() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("backlog", partitions: 4)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let sent = Self.messages(4000, topic: "backlog")
+        try produce(producer, sent)
+
+        let plain = try KafkaConsumer(config: consumerConfig(cluster), groupID: "plain", logger: quietLogger)
+        defer { plain.close() }
+        try plain.subscribe(topics: ["backlog"])
+        let expected = try await Self.readAll(plain, count: sent.count, maxRecords: 500)
+
+        let ahead = try KafkaConsumer(
+            config: consumerConfig(cluster),
+            groupID: "ahead",
+            readAhead: true,
+            logger: quietLogger
+        )
+        defer { ahead.close() }
+        try ahead.subscribe(topics: ["backlog"])
+        let got = try await Self.readAll(ahead, count: sent.count, maxRecords: 500)
+
+        #expect(expected.count == sent.count)
+        #expect(got.count == sent.count)
+        // Per partition, the same records in the same order.
+        for partition in Int32(0)..<4 {
+            let a = expected.filter { $0.partition == partition }
+            let b = got.filter { $0.partition == partition }
+            #expect(!a.isEmpty)
+            #expect(a == b)
+        }
+        // Every header as produced (values carry the record's number).
+        var byValue: [[UInt8]: [KafkaHeader]] = [:]
+        for message in sent { byValue[message.value ?? []] = message.headers }
+        #expect(got.allSatisfy { byValue[$0.value] == $0.headers })
+        #expect(ahead.readAheadStatistics.batches > 0)
+        #expect(ahead.readAheadStatistics.parsedAhead > 0)
+        #expect(plain.readAheadStatistics.batches == 0)
+    }
+
+    /// Batches the caller does not read (or reads only in part) are still parsed and destroyed, the next batch
+    /// waits for them, and closing destroys everything before the client goes.
+    @Test func unreadBatchesAreDestroyedAndCloseReturns() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("skipped", partitions: 2)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        try produce(producer, Self.messages(3000, topic: "skipped"))
+        let consumer = try KafkaConsumer(
+            config: consumerConfig(cluster),
+            groupID: "skipper",
+            readAhead: true,
+            logger: quietLogger
+        )
+        try consumer.subscribe(topics: ["skipped"])
+        var polled = 0
+        var visited = 0
+        var batch = 0
+        let end = ContinuousClock.now + .seconds(60)
+        while polled < 3000, ContinuousClock.now < end {
+            batch += 1
+            let skip = batch % 3
+            try consumer.pollBatch(maxRecords: 200, timeout: .milliseconds(100)) { records in
+                polled += records.count
+                switch skip {
+                case 0: break  // not read at all
+                case 1:
+                    // Only the first record, then stop reading (the rest is left to the helper).
+                    var first = true
+                    records.forEachRecord { record in
+                        if first { visited += 1 }
+                        first = false
+                        _ = record.offset
+                    }
+                default:
+                    records.forEachRecord { record in
+                        record.forEachRawHeader { _, _ in }
+                        visited += 1
+                    }
+                }
+            }
+            await Task.yield()
+        }
+        #expect(polled == 3000)
+        #expect(visited > 0 && visited < 3000)
+        #expect(consumer.readAheadStatistics.batches > 0)
+        consumer.close()
+        consumer.close()
+    }
+
+    /// While full batches come back, the fetcher is woken (a watermark request every 50 ms); a consumer that reads
+    /// a backlog past small prefetch thresholds still gets every record once.
+    @Test func fetcherIsWokenWhileABacklogIsRead() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("deep", partitions: 2)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let sent = Self.messages(2000, topic: "deep")
+        try produce(producer, sent)
+        // A prefetch of 100 records: the queue goes over the threshold after every fetch.
+        let consumer = try KafkaConsumer(
+            config: consumerConfig(cluster, [("queued.min.messages", "100")]),
+            groupID: "deep-reader",
+            readAhead: true,
+            logger: quietLogger
+        )
+        defer { consumer.close() }
+        try consumer.subscribe(topics: ["deep"])
+        // Slow enough (20 ms per batch of 64) that reading takes well over the 50 ms wake interval.
+        let got = try await Self.readAll(consumer, count: sent.count, maxRecords: 64, delay: .milliseconds(20))
+        #expect(got.count == sent.count)
+        #expect(Set(got.map { [Int64($0.partition), $0.offset] }).count == sent.count)
+        #expect(consumer.readAheadStatistics.fetchWakeups > 0)
+    }
+}
