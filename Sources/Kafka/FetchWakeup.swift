@@ -21,7 +21,7 @@ final class FetchWakeup: @unchecked Sendable {
     static let interval: Duration = .milliseconds(50)
     /// The caller's last full batch, in `ContinuousClock` nanoseconds since `epoch` (0: none yet).
     private let lastFullBatch = Atomic<Int64>(0)
-    private let state = Mutex<(started: Bool, stopping: Bool)>((false, false))
+    private let state = Mutex<(started: Bool, stopping: Bool, stopped: Bool)>((false, false, false))
     private let exited = DispatchSemaphore(value: 0)
     private let epoch = ContinuousClock.now
     /// Wake-ups sent (for tests and the curious).
@@ -53,13 +53,21 @@ final class FetchWakeup: @unchecked Sendable {
         }
     }
 
-    /// Stops the thread (after its request in flight, if any); call before the client is destroyed. Idempotent.
-    func stop() {
+    /// Stops the thread (after its request in flight, if any); call before the client is destroyed.
+    /// - Returns: Whether it stopped within `timeout`. librdkafka 2.0.2's watermark query can outlast its own timeout
+    ///   while a partition has no leader (see `KafkaAdmin`); then the client must not be destroyed under it.
+    func stop(timeout: Duration) -> Bool {
         let wait = state.withLock { state in
             defer { state.stopping = true }
-            return state.started && !state.stopping
+            return state.started && !state.stopping && !state.stopped
         }
-        if wait { exited.wait() }
+        guard wait else { return state.withLock { !$0.started || $0.stopped } }
+        let (seconds, attoseconds) = timeout.components
+        let deadline =
+            DispatchTime.now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        guard exited.wait(timeout: deadline) == .success else { return false }
+        state.withLock { $0.stopped = true }
+        return true
     }
 
     private func run() {
@@ -82,7 +90,7 @@ final class FetchWakeup: @unchecked Sendable {
             next &+= 1
             var low: Int64 = -1
             var high: Int64 = -1
-            _ = rd_kafka_query_watermark_offsets(handle, element.topic, element.partition, &low, &high, 500)
+            _ = rd_kafka_query_watermark_offsets(handle, element.topic, element.partition, &low, &high, 200)
             wakeups.add(1, ordering: .relaxed)
         }
     }

@@ -526,7 +526,7 @@ public final class KafkaConsumer: Sendable {
         guard !wasClosed else { return }
         // Every message must be destroyed before the client is.
         readAhead?.finish()
-        fetchWakeup?.stop()
+        let wakeupStopped = fetchWakeup?.stop(timeout: .seconds(2)) ?? true
         let err = rd_kafka_consumer_close(handle.pointer)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning(
@@ -535,6 +535,14 @@ public final class KafkaConsumer: Sendable {
             )
         }
         pump.stop()
+        guard wakeupStopped else {
+            // Its watermark query is still inside the client (a partition without a leader): destroying the client
+            // under it could crash; leaving it costs its memory until the process ends.
+            logger.warning(
+                "The fetcher wake-up is stuck in a watermark query (no partition leader?); the consumer client is left undestroyed"
+            )
+            return
+        }
         rd_kafka_destroy(handle.pointer)
         withExtendedLifetime(context) {}
     }

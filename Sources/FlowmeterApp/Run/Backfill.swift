@@ -40,25 +40,24 @@ public struct BackfillSummary: Sendable, CustomStringConvertible {
 /// `flowmeter backfill --until-end`: the `run` pipeline from the stored offsets (or `--from`, default `earliest`)
 /// to the end offsets captured at start, then a summary.
 public enum Backfill {
-    /// The backfill consumer's prefetch, unless `--kafka-property` sets it: up to 1,000,000 records or 128 MiB
-    /// (librdkafka's defaults: 100,000 records, 64 MiB).
+    /// Consumer settings of a backfill, unless `--kafka-property` sets them: `fetch.wait.max.ms` 10 (librdkafka's
+    /// default is 500).
     ///
-    /// librdkafka 2.0.2 stops fetching while the consumer queue is above either threshold and only looks again when
-    /// its broker thread wakes, up to 1 s later; consuming from the queue does not wake it. A reader that drains the
-    /// queue faster than that (Flowmeter analyzing a backlog at 100,000+ records/s) then waits for the next wake with
-    /// an empty queue: a 1M-record backfill spent a fifth of its time so. A deeper queue covers the second. The
-    /// price is memory while a backlog is read (see README "Performance"); `run` keeps librdkafka's defaults.
+    /// A fetch whose partitions are all empty (empty dead-letter topics, typically) is held by the broker that long,
+    /// and a broker answers the requests of a connection in order, so the offset lookups queued behind it wait too. In
+    /// librdkafka's debug log of a backfill, the first fetch (for the empty dead-letter partitions, whose start offsets
+    /// were known first) held the start-offset answers of the other 215 partitions for 0.5 s; records arrived 0.3-1.3 s
+    /// after the assignment, 0.1-0.2 s with 10 ms. A backfill reads a backlog: waiting for new records is of no use to
+    /// it.
     ///
-    /// And `fetch.wait.max.ms` 10 (librdkafka: 500): a fetch whose partitions are all empty (empty dead-letter
-    /// topics, typically) is held by the broker that long, and a broker answers the requests of a connection in order,
-    /// so the offset lookups queued behind it wait too. In librdkafka's debug log of a backfill, the first fetch (for
-    /// the empty dead-letter partitions, whose start offsets were known first) held the start-offset answers of the
-    /// other 215 partitions for 0.5 s; records arrived 0.3-1.3 s after the assignment, 0.1-0.2 s with 10 ms. A
-    /// backfill reads a backlog: waiting for new records is of no use to it.
-    static let prefetchDefaults: [(key: String, value: String)] = [
-        ("queued.min.messages", "1000000"),
-        ("queued.max.messages.kbytes", "131072"),
-        ("fetch.wait.max.ms", "10"),
+    /// The prefetch is librdkafka's (100,000 records or 64 MiB). Until the eighth session a backfill raised it to
+    /// 1,000,000 records or 128 MiB, because librdkafka 2.0.2's fetcher sleeps up to 1 s once the queue is over either
+    /// threshold and a fast reader emptied the queue before it woke; the consumer's fetcher wake-ups (see
+    /// `KafkaConsumer(readAhead:)`) end those waits, and with them the deeper queue was no faster and cost ~100 MB of
+    /// peak RSS (4 alternating runs of 1,000,000 records: 6.38-6.62 s and 303-318 MB with the defaults, 6.53-7.09 s and
+    /// 382-420 MB with the deeper queue).
+    static let consumerDefaults: [(key: String, value: String)] = [
+        ("fetch.wait.max.ms", "10")
     ]
 
     /// The bound on pending flow requests (and, apart, on early responses) of a backfill, unless
@@ -117,7 +116,7 @@ public enum Backfill {
         }
         report("backfill: \(targets.count) non-empty partitions of \(topics.count) topics, up to \(span) records\n")
         var configuration = configuration
-        for (key, value) in prefetchDefaults where !configuration.kafkaProperties.contains(where: { $0.key == key }) {
+        for (key, value) in consumerDefaults where !configuration.kafkaProperties.contains(where: { $0.key == key }) {
             configuration.kafkaProperties.append(KafkaProperty(key: key, value: value, source: .default))
         }
         let shared = SharedEngine(AnalysisEngine(analyzers: analyzers, clock: .external))
