@@ -33,6 +33,20 @@ struct ReadAheadTests {
         }
     }
 
+    /// A mock cluster holding `count` records (``messages(_:topic:)``) in `topic`; the caller closes it.
+    static func cluster(topic: String, partitions: Int32, count: Int) throws -> (MockKafkaCluster, [ProducerMessage]) {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        try cluster.createTopic(topic, partitions: partitions)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        defer { producer.close() }
+        let sent = messages(count, topic: topic)
+        try produce(producer, sent)
+        return (cluster, sent)
+    }
+
     /// Reads `count` records with `pollBatch`, visiting each record's raw headers; `delay` after each batch.
     static func readAll(
         _ consumer: KafkaConsumer,
@@ -69,16 +83,8 @@ struct ReadAheadTests {
     /// Every record, value and header comes out as without read-ahead, in the same order per partition, and the
     /// large batches went through the helper.
     @Test func readAheadHandsOutWhatAPlainConsumerDoes() async throws {
-        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        let (cluster, sent) = try Self.cluster(topic: "backlog", partitions: 4, count: 4000)
         defer { cluster.close() }
-        try cluster.createTopic("backlog", partitions: 4)
-        let producer = try KafkaProducer(
-            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
-            logger: quietLogger
-        )
-        defer { producer.close() }
-        let sent = Self.messages(4000, topic: "backlog")
-        try produce(producer, sent)
 
         let plain = try KafkaConsumer(config: consumerConfig(cluster), groupID: "plain", logger: quietLogger)
         defer { plain.close() }
@@ -116,15 +122,8 @@ struct ReadAheadTests {
     /// Batches the caller does not read (or reads only in part) are still parsed and destroyed, the next batch
     /// waits for them, and closing destroys everything before the client goes.
     @Test func unreadBatchesAreDestroyedAndCloseReturns() async throws {
-        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        let (cluster, _) = try Self.cluster(topic: "skipped", partitions: 2, count: 3000)
         defer { cluster.close() }
-        try cluster.createTopic("skipped", partitions: 2)
-        let producer = try KafkaProducer(
-            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
-            logger: quietLogger
-        )
-        defer { producer.close() }
-        try produce(producer, Self.messages(3000, topic: "skipped"))
         let consumer = try KafkaConsumer(
             config: consumerConfig(cluster),
             groupID: "skipper",
@@ -170,16 +169,8 @@ struct ReadAheadTests {
     /// While full batches come back, the fetcher is woken (a watermark request every 50 ms); a consumer that reads
     /// a backlog past small prefetch thresholds still gets every record once.
     @Test func fetcherIsWokenWhileABacklogIsRead() async throws {
-        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        let (cluster, sent) = try Self.cluster(topic: "deep", partitions: 2, count: 2000)
         defer { cluster.close() }
-        try cluster.createTopic("deep", partitions: 2)
-        let producer = try KafkaProducer(
-            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
-            logger: quietLogger
-        )
-        defer { producer.close() }
-        let sent = Self.messages(2000, topic: "deep")
-        try produce(producer, sent)
         // A prefetch of 100 records: the queue goes over the threshold after every fetch.
         let consumer = try KafkaConsumer(
             config: consumerConfig(cluster, [("queued.min.messages", "100")]),
