@@ -80,7 +80,8 @@ final class MessageReadAhead: @unchecked Sendable {
         /// here to be parsed lazily).
         @inline(__always) func callerClaims(_ index: Int) {
             let state = flags[index].load(ordering: .acquiring)
-            if state == 2 { return }
+            // 2: parsed by the helper; 3: claimed here before (the caller reads the batch again).
+            if state >= 2 { return }
             if state == 0, flags[index].compareExchange(expected: 0, desired: 3, ordering: .acquiring).exchanged {
                 return
             }

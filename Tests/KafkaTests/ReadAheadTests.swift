@@ -47,6 +47,21 @@ struct ReadAheadTests {
         return (cluster, sent)
     }
 
+    /// Every record's raw headers, in order.
+    static func headers(of batch: borrowing BorrowedRecordBatch) -> [[KafkaHeader]] {
+        var all: [[KafkaHeader]] = []
+        batch.forEachRecord { record in
+            var headers: [KafkaHeader] = []
+            record.forEachRawHeader { name, value in
+                headers.append(
+                    KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) })
+                )
+            }
+            all.append(headers)
+        }
+        return all
+    }
+
     /// Reads `count` records with `pollBatch`, visiting each record's raw headers; `delay` after each batch.
     static func readAll(
         _ consumer: KafkaConsumer,
@@ -119,9 +134,10 @@ struct ReadAheadTests {
         #expect(plain.readAheadStatistics.batches == 0)
     }
 
-    /// Batches the caller does not read (or reads only in part) are still parsed and destroyed, the next batch
-    /// waits for them, and closing destroys everything before the client goes.
-    @Test func unreadBatchesAreDestroyedAndCloseReturns() async throws {
+    /// Batches the caller does not read are still parsed and destroyed; a batch read twice gives the same headers
+    /// the second time, whichever thread parsed them; closing destroys everything before the client goes, and a
+    /// second close does nothing.
+    @Test func unreadAndRereadBatchesAndClose() async throws {
         let (cluster, _) = try Self.cluster(topic: "skipped", partitions: 2, count: 3000)
         defer { cluster.close() }
         let consumer = try KafkaConsumer(
@@ -133,34 +149,33 @@ struct ReadAheadTests {
         try consumer.subscribe(topics: ["skipped"])
         var polled = 0
         var visited = 0
+        var reread = 0
         var batch = 0
+        var mismatches = 0
         let end = ContinuousClock.now + .seconds(60)
         while polled < 3000, ContinuousClock.now < end {
             batch += 1
-            let skip = batch % 3
+            let mode = batch % 3
             try consumer.pollBatch(maxRecords: 200, timeout: .milliseconds(100)) { records in
                 polled += records.count
-                switch skip {
+                switch mode {
                 case 0: break  // not read at all
                 case 1:
-                    // Only the first record, then stop reading (the rest is left to the helper).
-                    var first = true
-                    records.forEachRecord { record in
-                        if first { visited += 1 }
-                        first = false
-                        _ = record.offset
-                    }
+                    let first = Self.headers(of: records)
+                    let second = Self.headers(of: records)
+                    if first != second { mismatches += 1 }
+                    visited += first.count
+                    reread += second.count
                 default:
-                    records.forEachRecord { record in
-                        record.forEachRawHeader { _, _ in }
-                        visited += 1
-                    }
+                    visited += Self.headers(of: records).count
                 }
             }
             await Task.yield()
         }
         #expect(polled == 3000)
         #expect(visited > 0 && visited < 3000)
+        #expect(reread > 0)
+        #expect(mismatches == 0)
         #expect(consumer.readAheadStatistics.batches > 0)
         consumer.close()
         consumer.close()
