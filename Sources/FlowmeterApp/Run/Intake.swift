@@ -209,6 +209,7 @@ final class Intake: Service {
         var logger: Logger { intake.logger }
 
         func run(until stop: () -> Bool) throws {
+            let backfill = if case .untilEnd = intake.mode { true } else { false }
             let handler = RebalanceHandler(
                 onAssign: { [self] partitions in assigned(partitions) },
                 onRevoke: { [self] partitions, lost in revoked(partitions, lost: lost) }
@@ -225,8 +226,10 @@ final class Intake: Service {
                 ),
                 groupID: intake.configuration.group,
                 rebalance: handler,
-                // Headers parsed and batches destroyed on a second thread while this one analyzes (a backlog).
-                readAhead: true,
+                // Backfill only: headers parsed and batches destroyed on a second thread while this one analyzes,
+                // and the fetcher kept awake. A `run` test (100,000 records of a cardinality attack, with the flow
+                // repartition topic) once stalled with it in CI, not understood yet; `run` keeps the plain consumer.
+                readAhead: backfill,
                 logger: logger
             )
             consumerBox.set(consumer)
