@@ -47,18 +47,19 @@ struct ReadAheadTests {
         return (cluster, sent)
     }
 
+    /// A record's headers through the raw visitor, in wire order.
+    static func rawHeaders(of record: BorrowedRecord) -> [KafkaHeader] {
+        var headers: [KafkaHeader] = []
+        record.forEachRawHeader { name, value in
+            headers.append(KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) }))
+        }
+        return headers
+    }
+
     /// Every record's raw headers, in order.
     static func headers(of batch: borrowing BorrowedRecordBatch) -> [[KafkaHeader]] {
         var all: [[KafkaHeader]] = []
-        batch.forEachRecord { record in
-            var headers: [KafkaHeader] = []
-            record.forEachRawHeader { name, value in
-                headers.append(
-                    KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) })
-                )
-            }
-            all.append(headers)
-        }
+        batch.forEachRecord { all.append(rawHeaders(of: $0)) }
         return all
     }
 
@@ -74,18 +75,12 @@ struct ReadAheadTests {
         while seen.count < count, ContinuousClock.now < end {
             try consumer.pollBatch(maxRecords: maxRecords, timeout: .milliseconds(100)) { batch in
                 batch.forEachRecord { record in
-                    var headers: [KafkaHeader] = []
-                    record.forEachRawHeader { name, value in
-                        headers.append(
-                            KafkaHeader(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) })
-                        )
-                    }
                     seen.append(
                         Seen(
                             partition: record.partition,
                             offset: record.offset,
                             value: Array(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0)),
-                            headers: headers
+                            headers: Self.rawHeaders(of: record)
                         )
                     )
                 }

@@ -47,8 +47,8 @@ public enum Backfill {
     /// and a broker answers the requests of a connection in order, so the offset lookups queued behind it wait too. In
     /// librdkafka's debug log of a backfill, the first fetch (for the empty dead-letter partitions, whose start offsets
     /// were known first) held the start-offset answers of the other 215 partitions for 0.5 s; records arrived 0.3-1.3 s
-    /// after the assignment, 0.1-0.2 s with 10 ms. A backfill reads a backlog: waiting for new records is of no use to
-    /// it.
+    /// after the assignment, 0.15-0.35 s with 10 ms (per-thread traces). A backfill reads a backlog: waiting for new
+    /// records is of no use to it.
     ///
     /// The prefetch is librdkafka's (100,000 records or 64 MiB). Until the eighth session a backfill raised it to
     /// 1,000,000 records or 128 MiB, because librdkafka 2.0.2's fetcher sleeps up to 1 s once the queue is over either
