@@ -86,4 +86,32 @@ import Testing
         #expect(state.groups["graders"]?.partitions[p0]?.tracker.status == .error)
         #expect(state.groups["graders"]?.status == .error)
     }
+
+    /// Every change of a group's status is returned once, in the cycle it happens (`pollOnce` logs it), so the
+    /// log holds each transition even when no scrape saw it.
+    @Test func statusChangesAreReportedOncePerTransition() {
+        var state = MonitorState()
+        let now = ContinuousClock.now
+        var reported: [[String]] = []
+        func cycle(lag: Int64) {
+            let changes = state.apply(
+                ["graders": update([p0, p1], lag: lag)],
+                noMembers: [],
+                window: 3,
+                retention: .seconds(300),
+                now: now
+            )
+            reported.append(changes.map { "\($0.group) \($0.from)→\($0.to) \($0.lagMessages)" })
+        }
+        // The commit stays at 10 with 5 records waiting on each partition: stalled at 3 samples, stopped past 6.
+        for _ in 0..<8 { cycle(lag: 5) }
+        cycle(lag: 0)
+        cycle(lag: 0)
+        #expect(
+            reported == [
+                [], [], ["graders ok→stalled 10"], [], [], [], ["graders stalled→stopped 10"], [],
+                ["graders stopped→ok 0"], [],
+            ]
+        )
+    }
 }

@@ -285,16 +285,27 @@ public final class LagMonitor: Service, Sendable {
         let window = analyzers.limits.statusWindow
         let retention = analyzers.limits.vanishedGroupRetention
         let cycleEnd = ContinuousClock.now
-        state.withLock { state in
-            state.apply(
+        let changes = state.withLock { state in
+            defer {
+                state.pollSeconds = elapsed.seconds
+                state.cycles += 1
+            }
+            return state.apply(
                 updates,
                 noMembers: noMembers,
                 window: window,
                 retention: retention,
                 now: cycleEnd
             )
-            state.pollSeconds = elapsed.seconds
-            state.cycles += 1
+        }
+        for change in changes {
+            logger.notice(
+                "Consumer group status changed",
+                metadata: [
+                    "lag.group": "\(change.group)", "lag.status.from": "\(change.from)", "lag.status": "\(change.to)",
+                    "lag.messages": "\(change.lagMessages)",
+                ]
+            )
         }
     }
 
@@ -708,6 +719,15 @@ struct PartitionEntry {
 }
 
 /// The last values of one group.
+/// A group whose status changed in a cycle: logged, so that every transition is on record even between scrapes.
+struct GroupStatusChange {
+    var group: String
+    var from: LagStatus
+    var to: LagStatus
+    /// The group's total lag in messages over its partitions here.
+    var lagMessages: Int64
+}
+
 struct GroupEntry {
     var partitions: [TopicPartition: PartitionEntry] = [:]
     var stale = false
@@ -731,13 +751,17 @@ struct MonitorState {
     var cycles = 0
     var recordReads = 0
 
+    /// Applies one cycle's updates and returns the groups whose status changed (a group seen for the first time
+    /// counts as changed from `ok` only when it is not `ok`).
+    @discardableResult
     mutating func apply(
         _ updates: [String: GroupUpdate],
         noMembers: Set<String>,
         window: Int,
         retention: Duration,
         now: ContinuousClock.Instant
-    ) {
+    ) -> [GroupStatusChange] {
+        var changes: [GroupStatusChange] = []
         var usedReads: Set<ReadKey> = []
         for (group, update) in updates {
             var entry = groups[group] ?? GroupEntry(lastPolled: now)
@@ -788,10 +812,21 @@ struct MonitorState {
             }
             entry.stale = update.stale
             entry.groupError = update.groupError
+            let previous = entry.status
             entry.status = GroupStatus.worst(
                 entry.partitions.values.map(\.tracker.status),
                 groupError: update.groupError
             )
+            if entry.status != previous {
+                changes.append(
+                    GroupStatusChange(
+                        group: group,
+                        from: previous,
+                        to: entry.status,
+                        lagMessages: entry.partitions.values.reduce(0) { $0 + ($1.lag.messages ?? 0) }
+                    )
+                )
+            }
             // A group with nothing assigned here has nothing to report from this replica.
             groups[group] = update.partitions.isEmpty ? nil : entry
         }
@@ -800,6 +835,7 @@ struct MonitorState {
             groups[group] = nil
         }
         reads = reads.filter { usedReads.contains($0.key) }
+        return changes
     }
 }
 
