@@ -501,11 +501,12 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// With `readAhead`: the batches handed to the helper thread, the messages whose headers it parsed ahead of
-    /// the caller, and the wake-ups sent to librdkafka's fetcher while a backlog was read (zeros without it).
-    public var readAheadStatistics: (batches: Int, parsedAhead: Int, fetchWakeups: Int) {
+    /// the caller, the times the caller caught up with the helper and waited for the message it was parsing, and
+    /// the wake-ups sent to librdkafka's fetcher while a backlog was read (zeros without it).
+    public var readAheadStatistics: (batches: Int, parsedAhead: Int, callerWaits: Int, fetchWakeups: Int) {
         (
             readAhead?.batches.load(ordering: .relaxed) ?? 0, readAhead?.parsedAhead.load(ordering: .relaxed) ?? 0,
-            fetchWakeup?.wakeups.load(ordering: .relaxed) ?? 0
+            readAhead?.callerWaits.load(ordering: .relaxed) ?? 0, fetchWakeup?.wakeups.load(ordering: .relaxed) ?? 0
         )
     }
 

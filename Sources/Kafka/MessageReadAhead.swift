@@ -42,9 +42,11 @@ final class MessageReadAhead: @unchecked Sendable {
     private let parsePending = Atomic<Bool>(false)
     /// The batch the poll thread is reading (poll thread only).
     private var current: Job?
-    /// Batches handed to the helper so far, and messages whose headers it parsed.
+    /// Batches handed to the helper so far, messages whose headers it parsed, and the times the poll thread found
+    /// the helper parsing the message it wanted (and waited for it).
     let batches = Atomic<Int>(0)
     let parsedAhead = Atomic<Int>(0)
+    let callerWaits = Atomic<Int>(0)
     private let exited = DispatchSemaphore(value: 0)
 
     /// A batch with one claim flag per message: 0 free, 1 claimed by the helper (parsing), 2 parsed by the helper,
@@ -77,15 +79,16 @@ final class MessageReadAhead: @unchecked Sendable {
         }
 
         /// The poll thread's claim: returns once message `index` is its to read (parsed by the helper, or claimed
-        /// here to be parsed lazily).
-        @inline(__always) func callerClaims(_ index: Int) {
+        /// here to be parsed lazily); `true` if it had to wait for the helper.
+        @inline(__always) func callerClaims(_ index: Int) -> Bool {
             let state = flags[index].load(ordering: .acquiring)
             // 2: parsed by the helper; 3: claimed here before (the caller reads the batch again).
-            if state >= 2 { return }
+            if state >= 2 { return false }
             if state == 0, flags[index].compareExchange(expected: 0, desired: 3, ordering: .acquiring).exchanged {
-                return
+                return false
             }
             waitForHelper(index)
+            return true
         }
 
         @inline(never) private func waitForHelper(_ index: Int) {
@@ -130,7 +133,7 @@ final class MessageReadAhead: @unchecked Sendable {
 
     /// Returns once message `index` of the current batch may be read (see the type's protocol).
     @inline(__always) func claim(_ index: Int) {
-        current?.callerClaims(index)
+        if current?.callerClaims(index) == true { callerWaits.add(1, ordering: .relaxed) }
     }
 
     /// Hands the current batch, which the caller is done with, to the helper, which destroys its messages once it

@@ -56,4 +56,44 @@ struct KafkaAdminTests {
         try cluster.createTopic("after", partitions: 2)
         #expect(try await admin.topics()["after"] == 2)
     }
+
+    /// Many partitions' watermarks at once, at most the client's capacity at a time: each partition gets its own
+    /// answer (a partition that does not exist, its own error), and no query slot is left taken.
+    @Test func watermarksOfManyPartitionsAtOnce() async throws {
+        let cluster = try MockKafkaCluster(brokerCount: 1, logger: quietLogger)
+        defer { cluster.close() }
+        try cluster.createTopic("many", partitions: 20)
+        let producer = try KafkaProducer(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger
+        )
+        for partition in 0..<20 {
+            for index in 0..<partition {
+                try producer.send(
+                    ProducerMessage(topic: "many", partition: Int32(partition), value: Array("\(index)".utf8))
+                )
+            }
+        }
+        try producer.flush(timeout: .seconds(20))
+        producer.close()
+        let admin = try KafkaAdmin(
+            config: KafkaClientConfig(bootstrapServers: cluster.bootstrapServers),
+            logger: quietLogger,
+            maxConcurrentWatermarkQueries: 3
+        )
+        defer { admin.close() }
+        let partitions = (0..<20).map { TopicPartition("many", Int32($0)) }
+        let missing = TopicPartition("many", 25)
+        let answers = await admin.watermarks(of: partitions + [missing], timeout: .seconds(5))
+        #expect(answers.count == 21)
+        for partition in partitions {
+            #expect(
+                (try? answers[partition]?.get()) == Watermarks(low: 0, high: Int64(partition.partition)),
+                "\(partition): \(String(describing: answers[partition]))"
+            )
+        }
+        if case .success(let marks) = answers[missing] { Issue.record("a partition that does not exist: \(marks)") }
+        #expect(answers[missing] != nil)
+        #expect(admin.watermarkQueriesRunning == 0)
+    }
 }

@@ -420,18 +420,6 @@ public final class LagMonitor: Service, Sendable {
         return Set(descriptions.filter { $0.memberCount == 0 && $0.error == nil }.map(\.groupID))
     }
 
-    private static func watermarks(
-        of partition: TopicPartition,
-        from admin: KafkaAdmin,
-        timeout: Duration
-    ) async -> Result<Watermarks, KafkaError> {
-        do {
-            return .success(try await admin.watermarks(partition, timeout: timeout))
-        } catch {
-            return .failure(error)
-        }
-    }
-
     private func fetchWatermarks(
         _ highestCommit: [TopicPartition: Int64]
     ) async -> [TopicPartition: Result<Watermarks, KafkaError>] {
@@ -444,32 +432,7 @@ public final class LagMonitor: Service, Sendable {
                 toQuery.append(partition)
             }
         }
-        // At most as many queries at a time as the admin client runs: started all at once, those beyond its capacity
-        // would fail at once ("still waiting") and leave their groups stale although the broker answers.
-        //
-        // Each child stores its answer under a lock and returns nothing: a release build of this group with
-        // `(TopicPartition, Result<Watermarks, KafkaError>)` child results crashed in the runtime while copying a
-        // child's result (`swift_retain` of 0x8 under `TaskGroup` `offer`/`next`) in 2 of 4 demos from a fresh clone,
-        // and in none of 10 after this change. The cause was not found (the child also used a typed-throws
-        // `do`/`catch` inside a nested function that captured the group); the committed-offset group above had the
-        // same shape of result and was changed with it.
-        let answers = TaskAnswers<TopicPartition, Result<Watermarks, KafkaError>>()
-        await withTaskGroup(of: Void.self) { tasks in
-            var pending = toQuery.makeIterator()
-            var running = 0
-            while true {
-                while running < admin.watermarkQueryCapacity, let partition = pending.next() {
-                    running += 1
-                    tasks.addTask { [admin, requestTimeout] in
-                        let answer = await Self.watermarks(of: partition, from: admin, timeout: requestTimeout)
-                        answers.store(answer, for: partition)
-                    }
-                }
-                guard running > 0, await tasks.next() != nil else { break }
-                running -= 1
-            }
-        }
-        let queried = answers.all
+        let queried = await admin.watermarks(of: toQuery, timeout: requestTimeout)
         results.merge(queried) { $1 }
         return results
     }

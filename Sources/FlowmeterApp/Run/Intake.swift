@@ -240,6 +240,9 @@ final class Intake: Service {
             }
             let subscriptions = intake.analyzers.subscriptionTopics() + (repartition.map { [$0.topic] } ?? [])
             try consumer.subscribe(topics: subscriptions)
+            // Connect to PostgreSQL and migrate while librdkafka joins the group, not in the assignment callback
+            // after it (40 ms of a backfill's start). A failure here is retried, and reported, there.
+            if let sink { _ = try? sink.ready() }
             logger.info(
                 "Consuming",
                 metadata: [
@@ -286,7 +289,16 @@ final class Intake: Service {
                 commitProcessedToKafka()
             }
             publishBacklog()
-            logger.info("Intake stopped", metadata: ["records": "\(records)"])
+            let readAhead = consumer.readAheadStatistics
+            logger.info(
+                "Intake stopped",
+                metadata: [
+                    "records": "\(records)", "read_ahead.batches": "\(readAhead.batches)",
+                    "read_ahead.parsed": "\(readAhead.parsedAhead)",
+                    "read_ahead.caller_waits": "\(readAhead.callerWaits)",
+                    "read_ahead.fetch_wakeups": "\(readAhead.fetchWakeups)",
+                ]
+            )
             intake.drained()
         }
 
