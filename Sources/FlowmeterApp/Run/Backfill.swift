@@ -98,26 +98,6 @@ public enum Backfill {
             logger: logger
         )
         defer { admin.close() }
-        // The end offsets captured now are the finish line; records produced later are left for `run`.
-        let topics = try await admin.topics().filter {
-            analyzers.isAnalyzed(topic: $0.key) || analyzers.isDeadLetterTopic($0.key)
-        }
-        // Asked several at a time (one at a time took 40 ms for the benchmark's 216 partitions on loopback, and would
-        // take seconds for thousands of partitions across a network).
-        let partitions = topics.sorted(by: { $0.key < $1.key }).flatMap { topic, count in
-            (0..<count).map { TopicPartition(topic, $0) }
-        }
-        let answers = await admin.watermarks(of: partitions, timeout: .seconds(10))
-        var targets: [TopicPartition: Int64] = [:]
-        var span: Int64 = 0
-        for (partition, answer) in answers {
-            let marks = try answer.get()
-            if marks.high > marks.low {
-                targets[partition] = marks.high
-                span += marks.high - marks.low
-            }
-        }
-        report("backfill: \(targets.count) non-empty partitions of \(topics.count) topics, up to \(span) records\n")
         var configuration = configuration
         for (key, value) in consumerDefaults where !configuration.kafkaProperties.contains(where: { $0.key == key }) {
             configuration.kafkaProperties.append(KafkaProperty(key: key, value: value, source: .default))
@@ -126,13 +106,14 @@ public enum Backfill {
         let status = RunStatus()
         let flushMetrics = FlushMetrics()
         let progress = BackfillProgress()
+        let finish = FinishLine()
         let intake = Intake(
             configuration: configuration,
             analyzers: analyzers,
             shared: shared,
             status: status,
             flushMetrics: flushMetrics,
-            mode: .untilEnd(targets),
+            mode: .untilEnd(finish),
             progress: progress,
             logger: logger
         )
@@ -144,6 +125,31 @@ public enum Backfill {
             }
         }
         defer { stopper.cancel() }
+        // The intake joins its group (3 s on the mock) while the end offsets are captured; it cannot finish before
+        // they are set. (If the capture fails, leaving this scope cancels the intake, which stops it.)
+        async let intakeRun: Void = intake.run()
+        // The end offsets captured now are the finish line; records produced later are left for `run`.
+        let topics = try await admin.topics().filter {
+            analyzers.isAnalyzed(topic: $0.key) || analyzers.isDeadLetterTopic($0.key)
+        }
+        // Asked several at a time (one at a time took 40 ms for the benchmark's 216 partitions on loopback, and would
+        // take seconds for thousands of partitions across a network).
+        let partitions = topics.sorted(by: { $0.key < $1.key }).flatMap { topic, count in
+            (0..<count).map { TopicPartition(topic, $0) }
+        }
+        let answers = await admin.watermarks(of: partitions, timeout: .seconds(10))
+        var targets: [TopicPartition: Int64] = [:]
+        var total: Int64 = 0
+        for (partition, answer) in answers {
+            let marks = try answer.get()
+            if marks.high > marks.low {
+                targets[partition] = marks.high
+                total += marks.high - marks.low
+            }
+        }
+        finish.set(targets)
+        let span = total
+        report("backfill: \(targets.count) non-empty partitions of \(topics.count) topics, up to \(span) records\n")
         let reporter = Task {
             var last = ContinuousClock.now
             while !Task.isCancelled {
@@ -164,7 +170,7 @@ public enum Backfill {
             }
         }
         defer { reporter.cancel() }
-        try await intake.run()
+        try await intakeRun
         reporter.cancel()
         if interactive { report("\n") }
         let elapsed = ContinuousClock.now - started

@@ -23,7 +23,24 @@ enum IntakeMode: Sendable {
     /// Until shutdown.
     case continuous
     /// Until every partition has reached the end offset captured at start (`backfill --until-end`).
-    case untilEnd([TopicPartition: Int64])
+    case untilEnd(FinishLine)
+}
+
+/// The end offsets a backfill reads to, set once they are captured: the intake joins its group meanwhile, and
+/// cannot finish before they are set.
+final class FinishLine: Sendable {
+    private let offsets = Mutex<[TopicPartition: Int64]?>(nil)
+
+    init(_ offsets: [TopicPartition: Int64]? = nil) {
+        self.offsets.withLock { $0 = offsets }
+    }
+
+    /// The end offsets, once set.
+    var targets: [TopicPartition: Int64]? { offsets.withLock { $0 } }
+
+    func set(_ targets: [TopicPartition: Int64]) {
+        offsets.withLock { $0 = targets }
+    }
 }
 
 /// Reads the analyzed topics in Flowmeter's own consumer group and feeds every record to the engine.
@@ -275,7 +292,9 @@ final class Intake: Service {
                     nextFlushAtMs = now + flushIntervalMs
                 }
                 publishBacklog()
-                if case .untilEnd(let targets) = intake.mode, batchCount == 0, !needsResync {
+                if case .untilEnd(let finish) = intake.mode, batchCount == 0, !needsResync,
+                    let targets = finish.targets
+                {
                     if try backfillComplete(targets) { break }
                 }
             }
