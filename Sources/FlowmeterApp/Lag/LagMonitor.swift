@@ -157,7 +157,7 @@ public final class LagMonitor: Service, Sendable {
         let noMembers = await groupsWithoutMembers(plan.keys)
 
         // Committed offsets: one OffsetFetch request per group, all groups at once.
-        // (Answers are stored by the children, not returned: see `fetchWatermarks`.)
+        // (Answers are stored by the children, not returned: see `KafkaAdmin.watermarks(of:timeout:)`.)
         let committedAnswers = TaskAnswers<String, Result<[TopicPartition: Int64?], KafkaError>>()
         await withTaskGroup(of: Void.self) { tasks in
             for (group, partitions) in plan where !partitions.isEmpty {
@@ -681,7 +681,6 @@ struct PartitionEntry {
     var tracker: PartitionStatusTracker
 }
 
-/// The last values of one group.
 /// A group whose status changed in a cycle: logged, so that every transition is on record even between scrapes.
 struct GroupStatusChange {
     var group: String
@@ -691,6 +690,7 @@ struct GroupStatusChange {
     var lagMessages: Int64
 }
 
+/// The last values of one group.
 struct GroupEntry {
     var partitions: [TopicPartition: PartitionEntry] = [:]
     var stale = false
