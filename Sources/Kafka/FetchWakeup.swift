@@ -24,7 +24,7 @@ final class FetchWakeup: @unchecked Sendable {
     private let state = Mutex<(started: Bool, stopping: Bool, stopped: Bool)>((false, false, false))
     private let exited = DispatchSemaphore(value: 0)
     /// Signalled by ``stop(timeout:)``: ends the thread's pause at once (closing the consumer does not wait 50 ms).
-    private let stopping = DispatchSemaphore(value: 0)
+    private let stopSignal = DispatchSemaphore(value: 0)
     private let epoch = ContinuousClock.now
     /// Wake-ups sent (for tests and the curious).
     let wakeups = Atomic<Int>(0)
@@ -64,7 +64,7 @@ final class FetchWakeup: @unchecked Sendable {
             return state.started && !state.stopping && !state.stopped
         }
         guard wait else { return state.withLock { !$0.started || $0.stopped } }
-        stopping.signal()
+        stopSignal.signal()
         let (seconds, attoseconds) = timeout.components
         let deadline =
             DispatchTime.now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
@@ -81,7 +81,7 @@ final class FetchWakeup: @unchecked Sendable {
         let (seconds, attoseconds) = Self.interval.components
         let pause = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
         while !state.withLock({ $0.stopping }) {
-            if stopping.wait(timeout: .now() + pause) == .success { return }
+            if stopSignal.wait(timeout: .now() + pause) == .success { return }
             if state.withLock({ $0.stopping }) { return }
             guard nowNanoseconds() - lastFullBatch.load(ordering: .relaxed) < quiet else { continue }
             var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?

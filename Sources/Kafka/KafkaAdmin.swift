@@ -129,7 +129,7 @@ public final class KafkaAdmin: Sendable {
     /// (``watermarkQueryCapacity``): started all at once, those beyond the capacity would fail at once ("still
     /// waiting") although the broker answers. Each partition gets its own answer or error.
     ///
-    /// With one query at a time a cluster of 2,000 partitions at a 2 ms round trip takes 4 s; here an eighth of that.
+    /// With one query at a time, 2,000 partitions at a 2 ms round trip would take 4 s; with 8 slots, about an eighth.
     public func watermarks(
         of partitions: some Sequence<TopicPartition> & Sendable,
         timeout: Duration = .seconds(5)

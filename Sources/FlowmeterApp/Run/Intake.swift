@@ -31,10 +31,6 @@ enum IntakeMode: Sendable {
 final class FinishLine: Sendable {
     private let offsets = Mutex<[TopicPartition: Int64]?>(nil)
 
-    init(_ offsets: [TopicPartition: Int64]? = nil) {
-        self.offsets.withLock { $0 = offsets }
-    }
-
     /// The end offsets, once set.
     var targets: [TopicPartition: Int64]? { offsets.withLock { $0 } }
 
