@@ -36,6 +36,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // A header-only module: the CPU's prefetch hint, which Swift cannot spell (nothing to link).
+        .systemLibrary(name: "CPrefetch"),
         // Bridges.
         .target(
             name: "Kafka",
@@ -53,9 +55,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Pure logic: no C, no I/O.
+        // Pure logic: no I/O, and no C but the prefetch hint.
         .target(
             name: "FlowmeterCore",
+            dependencies: ["CPrefetch"],
             swiftSettings: swiftSettings
         ),
         // Services, configuration, commands' implementations.

@@ -1,3 +1,5 @@
+internal import CPrefetch
+
 /// A set that remembers at most `capacity` elements, forgetting the oldest insertion first (FIFO).
 struct BoundedSet<Element: Hashable & Sendable>: Sendable {
     let capacity: Int
@@ -95,6 +97,18 @@ struct FingerprintWindow: Sendable {
             if head == capacity { head = 0 }
         }
         return true
+    }
+
+    /// Asks the CPU for the index slots an ``insert(_:)`` of `fingerprint` reads first: its home slot and, once the
+    /// window is full, the oldest entry's (which the insert removes). A hint, no change.
+    @inline(__always)
+    func prefetch(_ fingerprint: UInt64) {
+        guard capacity > 0, !slots.isEmpty else { return }
+        slots.withUnsafeBufferPointer { slots in
+            guard let base = slots.baseAddress else { return }
+            flowmeter_prefetch(base + home(UInt32(truncatingIfNeeded: Self.mix(fingerprint))))
+            if ring.count == capacity { flowmeter_prefetch(base + home(ring[head])) }
+        }
     }
 
     /// A bijection of 64-bit values that lets every input bit change every output bit (MurmurHash3's finalizer).

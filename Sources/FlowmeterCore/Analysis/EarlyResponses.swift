@@ -44,6 +44,12 @@ struct EarlyResponseBuffer: Sendable {
         waiters.add(flow: flow, key: key, timeMs: timeMs, origin: origin, evicted: evicted)
     }
 
+    /// A cache hint ahead of an add or take of `flow` and `key` (see ``FlowWaiters/prefetch(flow:key:)``).
+    @inline(__always)
+    func prefetch(flow: Int, key: CorrelationKey) {
+        waiters.prefetch(flow: flow, key: key)
+    }
+
     /// Takes the oldest buffered response of `flow` with `key` whose event time is within the flow's timeout of
     /// `requestTimeMs` (strictly: `|response − request| < timeout`, the pairs in-order processing matches), other
     /// than the request record itself (`origin`).

@@ -1,3 +1,5 @@
+internal import CPrefetch
+
 /// A seeded 64-bit hash for the per-record tables (duplicate-window fingerprints, correlation keys): the 128-bit
 /// multiply-and-fold mixing of wyhash, a few instructions per 16 bytes where `Hasher` (SipHash-1-3) spends a seed, a
 /// round per 8 bytes and a finalization on every lookup.
@@ -155,6 +157,20 @@ struct ChainTable: Sendable {
                 }
                 index = (index &+ 1) & mask
             }
+        }
+    }
+
+    /// Asks the CPU for the home slot of `flow` and `key` (both cache lines an entry may span), so that a
+    /// ``find(flow:key:)`` or ``append(_:flow:key:)`` of them soon after finds it in cache: a hint, no change.
+    @inline(__always)
+    func prefetch(flow: Int, key: CorrelationKey) {
+        guard count > 0 else { return }
+        let index = Int(tag(flow: flow, key: key)) & mask
+        entries.withUnsafeBufferPointer { entries in
+            guard let base = entries.baseAddress else { return }
+            let entry = UnsafeRawPointer(base + index)
+            flowmeter_prefetch(entry)
+            flowmeter_prefetch(entry + (MemoryLayout<Entry>.size - 1))
         }
     }
 

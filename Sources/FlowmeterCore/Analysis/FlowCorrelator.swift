@@ -163,6 +163,12 @@ struct FlowCorrelator: Sendable {
         )
     }
 
+    /// A cache hint ahead of an add or take of `flow` and `key` (see ``FlowWaiters/prefetch(flow:key:)``).
+    @inline(__always)
+    func prefetch(flow: Int, key: CorrelationKey) {
+        waiters.prefetch(flow: flow, key: key)
+    }
+
     /// Takes the oldest pending request of `flow` with `key`, if any.
     mutating func takeRequest(flow: Int, key: CorrelationKey) -> PendingRequest? {
         waiters.take(flow: flow, key: key) { _ in true }.map(Self.request)

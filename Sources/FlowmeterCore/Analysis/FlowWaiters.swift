@@ -89,6 +89,13 @@ struct FlowWaiters: Sendable {
         compactIfNeeded()
     }
 
+    /// Asks the CPU for the key index's slot of `flow` and `key` ahead of an ``add(flow:key:timeMs:origin:evicted:)``
+    /// or ``take(flow:key:where:)`` of them (see ``ChainTable/prefetch(flow:key:)``).
+    @inline(__always)
+    func prefetch(flow: Int, key: CorrelationKey) {
+        chains.prefetch(flow: flow, key: key)
+    }
+
     /// Takes the oldest waiter of `flow` with `key` for which `matches` holds.
     mutating func take(flow: Int, key: CorrelationKey, where matches: (FlowWaiter) -> Bool) -> FlowWaiter? {
         guard let chain = chains.find(flow: flow, key: key) else { return nil }
