@@ -152,13 +152,15 @@ public final class KafkaConsumer: Sendable {
     /// With `readAhead`, ``pollBatch(maxRecords:timeout:_:)`` hands batches of 64 records or more to a helper
     /// thread that parses their headers ahead of `body` and destroys them afterwards (see `MessageReadAhead`), and
     /// while it returns full batches another thread keeps librdkafka's fetcher awake (see `FetchWakeup`): for a
-    /// caller that reads a backlog on one thread and has a core to spare.
+    /// caller that reads a backlog on one thread and has a core to spare. `valueWork` (with `readAhead` only) is done
+    /// there too, on each message's value the helper gets to first; ``BorrowedRecord/prepared`` hands out its slot.
     /// - Throws: A ``KafkaError`` if a property is rejected or the client cannot be created.
     public init(
         config: KafkaClientConfig,
         groupID: String,
         rebalance: RebalanceHandler = RebalanceHandler(),
         readAhead: Bool = false,
+        valueWork: ReadAheadValueWork? = nil,
         logger: Logger
     ) throws(KafkaError) {
         var config = config
@@ -181,7 +183,7 @@ public final class KafkaConsumer: Sendable {
         self.context = context
         self.logger = logger
         self.groupID = groupID
-        self.readAhead = readAhead ? MessageReadAhead() : nil
+        self.readAhead = readAhead ? MessageReadAhead(valueWork: valueWork) : nil
         self.fetchWakeup = readAhead ? FetchWakeup(handle: rk) : nil
         self.pump = EventPump(client: rk, serveMain: false, logger: logger, onEvent: nil)
     }
@@ -580,7 +582,7 @@ public struct BorrowedRecordBatch: ~Copyable {
     public func forEachRecord(_ body: (BorrowedRecord) -> Void) {
         var lastTopic: (rkt: OpaquePointer?, name: String)?
         for (index, message) in messages.enumerated() {
-            readAhead?.claim(index)
+            let prepared = readAhead?.claim(index)
             let msg = message.pointee
             let topic: String
             if let last = lastTopic, last.rkt == msg.rkt {
@@ -601,7 +603,8 @@ public struct BorrowedRecordBatch: ~Copyable {
                     timestampType: type == RD_KAFKA_TIMESTAMP_CREATE_TIME
                         ? .createTime : (type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .notAvailable),
                     key: msg.key.map { UnsafeRawBufferPointer(start: $0, count: msg.key_len) },
-                    value: msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) }
+                    value: msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) },
+                    prepared: prepared
                 )
             )
         }
@@ -626,6 +629,9 @@ public struct BorrowedRecord {
     public let key: UnsafeRawBufferPointer?
     /// The value, or `nil` for a tombstone.
     public let value: UnsafeRawBufferPointer?
+    /// The slot the consumer's read-ahead thread filled from the value (its `ReadAheadValueWork`), if it got to this
+    /// record first and the work filled it; valid only during the call, like the record.
+    public let prepared: UnsafeRawPointer?
 
     /// The topic and partition of this record.
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }

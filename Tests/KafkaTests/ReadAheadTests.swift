@@ -196,4 +196,55 @@ struct ReadAheadTests {
         #expect(Set(got.map { [Int64($0.partition), $0.offset] }).count == sent.count)
         #expect(consumer.readAheadStatistics.fetchWakeups > 0)
     }
+    /// A value work runs on the helper for the messages it gets to first: each slot the caller is handed holds what
+    /// the work wrote for that very record (here its value's length and a checksum), records the helper did not get
+    /// to have no slot, and tombstones reach the work as `nil`.
+    @Test func valueWorkSlotsMatchTheirRecords() async throws {
+        let (cluster, sent) = try Self.cluster(topic: "worked", partitions: 2, count: 1500)
+        defer { cluster.close() }
+        let work = ReadAheadValueWork(slotSize: 16) { value, slot in
+            guard let value else { return false }
+            var sum: UInt64 = 14_695_981_039_346_656_037
+            for byte in value { sum = (sum ^ UInt64(byte)) &* 1_099_511_628_211 }
+            slot.storeBytes(of: UInt64(value.count), as: UInt64.self)
+            slot.storeBytes(of: sum, toByteOffset: 8, as: UInt64.self)
+            return true
+        }
+        let consumer = try KafkaConsumer(
+            config: consumerConfig(cluster),
+            groupID: "worker",
+            readAhead: true,
+            valueWork: work,
+            logger: quietLogger
+        )
+        defer { consumer.close() }
+        try consumer.subscribe(topics: ["worked"])
+        var seen = 0
+        var prepared = 0
+        var wrong = 0
+        let end = ContinuousClock.now + .seconds(60)
+        while seen < sent.count, ContinuousClock.now < end {
+            try consumer.pollBatch(maxRecords: 300, timeout: .milliseconds(100)) { batch in
+                batch.forEachRecord { record in
+                    seen += 1
+                    // Slow enough for the helper to get ahead of this thread.
+                    if seen % 2 == 0 { Thread.sleep(forTimeInterval: 0.0002) }
+                    guard let slot = record.prepared, let value = record.value else { return }
+                    prepared += 1
+                    var sum: UInt64 = 14_695_981_039_346_656_037
+                    for byte in value { sum = (sum ^ UInt64(byte)) &* 1_099_511_628_211 }
+                    if slot.load(as: UInt64.self) != UInt64(value.count)
+                        || slot.load(fromByteOffset: 8, as: UInt64.self) != sum
+                    {
+                        wrong += 1
+                    }
+                }
+            }
+            await Task.yield()
+        }
+        #expect(seen == sent.count)
+        #expect(prepared > 0)
+        #expect(prepared <= consumer.readAheadStatistics.parsedAhead)
+        #expect(wrong == 0)
+    }
 }

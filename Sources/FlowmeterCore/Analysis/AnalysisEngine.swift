@@ -137,6 +137,9 @@ public struct AnalysisEngine: Sendable {
     /// Pending flow requests evicted by ``AnalyzerLimits/maxPendingFlowRequests``, over all flows.
     public var flowRequestsEvicted: Int64 { flows.reduce(0) { $0 + $1.evicted } }
 
+    /// The decoder's options (what a ``PrescannedMembers/prescan(_:options:)`` for ``process(topic:partition:offset:timestampMs:timestampType:headers:keyBytes:value:receivedAtMs:prescanned:)`` must use).
+    public var decoderOptions: DecoderOptions { decoder.options }
+
     /// The flow clock in milliseconds (`Int64.min` before the first record).
     public var flowClockMs: Int64 { clockMs }
 
@@ -210,6 +213,10 @@ public struct AnalysisEngine: Sendable {
 
     /// Analyzes one record whose key is known only by its size (the engine reads nothing else of it); see
     /// ``process(topic:partition:offset:timestampMs:timestampType:headers:key:value:receivedAtMs:)``.
+    ///
+    /// `prescanned`: what ``PrescannedMembers/prescan(_:options:)`` found in `value` with ``decoderOptions``
+    /// (on another thread, ahead of this call; read during the call only); the decoder then does not scan the value
+    /// again.
     public mutating func process(
         topic: String,
         partition: Int32,
@@ -219,7 +226,8 @@ public struct AnalysisEngine: Sendable {
         headers: [RecordHeader],
         keyBytes: Int?,
         value: UnsafeRawBufferPointer?,
-        receivedAtMs: Int64
+        receivedAtMs: Int64,
+        prescanned: UnsafePointer<PrescannedMembers>? = nil
     ) {
         let topicID = recordTopicID(topic)
         let event = decoder.decode(
@@ -231,7 +239,8 @@ public struct AnalysisEngine: Sendable {
             timestampType: timestampType,
             headers: headers,
             keyBytes: keyBytes,
-            value: value
+            value: value,
+            prescanned: prescanned
         )
         recordsProcessed += 1
         // The id's fingerprint now, so that the duplicate window's slots are fetched while the flows' are.

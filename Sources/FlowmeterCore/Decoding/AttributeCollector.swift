@@ -360,3 +360,119 @@ struct AttributeCollector: TopLevelMemberSink {
         unknownCount += 1
     }
 }
+
+/// The top-level members of a record's value as the decoder's own scan would find them, found ahead of the decoder:
+/// on the consumer's read-ahead thread, while the intake thread analyzes the records before it (see
+/// ``prescan(_:options:)``). 128 bytes, no references: it is written into a slot of the read-ahead's memory on that
+/// thread and read on the intake thread, and nothing is allocated on one thread and freed on the other.
+///
+/// Each of the 15 envelope members (``Attribute``) is packed into a word: bit 63 present, bits 60-62 the value's
+/// kind, bit 59 escaped, bits 29-57 the value's end and bits 0-28 its start (values shorter than 2^29 bytes). The
+/// last word holds the count of other members (bits 0-31), whether a member repeated (bit 32) and the nesting limit
+/// the scan applied (bits 33-62).
+public struct PrescannedMembers: Sendable, BitwiseCopyable {
+    fileprivate var words: InlineArray<16, UInt64>
+
+    /// The size of a value, in bytes, up to which offsets fit their 29 bits.
+    static let maxValueBytes = (1 << 29) - 1
+
+    /// Scans `value` as ``CloudEventDecoder`` would with `options` (its fast scan, for an object document no larger
+    /// than `options.maxParseBytes` and without a byte-order mark); `nil` where the decoder takes another path (it
+    /// then scans the value itself, as without a prescan).
+    public static func prescan(_ value: UnsafeRawBufferPointer, options: DecoderOptions) -> PrescannedMembers? {
+        prescan(value, maxParseBytes: options.maxParseBytes, maxNestingDepth: options.maxNestingDepth)
+    }
+
+    /// ``prescan(_:options:)`` with the two options it reads (a closure on another thread can hold these two
+    /// integers rather than the options' sets and arrays).
+    public static func prescan(
+        _ value: UnsafeRawBufferPointer,
+        maxParseBytes: Int,
+        maxNestingDepth: Int
+    ) -> PrescannedMembers? {
+        guard let raw = value.baseAddress, value.count > 0, value.count <= maxParseBytes,
+            value.count <= maxValueBytes, maxNestingDepth >= 1, maxNestingDepth < 1 << 30
+        else { return nil }
+        let base = raw.assumingMemoryBound(to: UInt8.self)
+        if value.count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF { return nil }
+        var collector = AttributeCollector()
+        guard
+            JSONDocument.scanFast(
+                base: base,
+                start: 0,
+                end: value.count,
+                maxDepth: maxNestingDepth,
+                sink: &collector
+            ) == .object
+        else { return nil }
+        return collector.packed(maxDepth: maxNestingDepth)
+    }
+
+    /// The nesting limit the scan applied.
+    var maxDepth: Int { Int(truncatingIfNeeded: (words[15] >> 33) & ((1 << 30) - 1)) }
+
+    fileprivate static func pack(_ span: MemberSpan?) -> UInt64 {
+        guard let span else { return 0 }
+        let kind: UInt64 =
+            switch span.kind {
+            case .object: 0
+            case .array: 1
+            case .string: 2
+            case .number: 3
+            case .bool: 4
+            case .null: 5
+            }
+        return 1 << 63 | kind << 60 | (span.escaped ? 1 << 59 : 0) | UInt64(span.valueEnd) << 29
+            | UInt64(span.valueStart)
+    }
+
+    @inline(__always) fileprivate static func unpack(_ word: UInt64) -> MemberSpan? {
+        guard word >> 63 == 1 else { return nil }
+        let kind: JSONValueKind =
+            switch (word >> 60) & 7 {
+            case 0: .object
+            case 1: .array
+            case 2: .string
+            case 3: .number
+            case 4: .bool
+            default: .null
+            }
+        let mask: UInt64 = (1 << 29) - 1
+        return MemberSpan(
+            valueStart: Int(truncatingIfNeeded: word & mask),
+            valueEnd: Int(truncatingIfNeeded: (word >> 29) & mask),
+            kind: kind,
+            escaped: (word >> 59) & 1 == 1
+        )
+    }
+}
+
+extension AttributeCollector {
+    /// The collector a scan that found `prescanned`'s members would have left (other members' names are not kept:
+    /// only the scan itself compares them).
+    init(_ prescanned: UnsafePointer<PrescannedMembers>) {
+        self.init()
+        let words = UnsafeRawPointer(prescanned)
+        withUnsafeMutableBytes(of: &slots) { raw in
+            for index in 0..<15 {
+                let span = PrescannedMembers.unpack(words.load(fromByteOffset: index &* 8, as: UInt64.self))
+                raw.storeBytes(of: span, toByteOffset: index &* MemoryLayout<MemberSpan?>.stride, as: MemberSpan?.self)
+            }
+        }
+        let last = words.load(fromByteOffset: 15 &* 8, as: UInt64.self)
+        unknownCount = Int(truncatingIfNeeded: last & 0xFFFF_FFFF)
+        duplicate = (last >> 32) & 1 == 1
+    }
+
+    /// These members packed (see ``PrescannedMembers``); the offsets must fit 29 bits.
+    fileprivate func packed(maxDepth: Int) -> PrescannedMembers {
+        var words = InlineArray<16, UInt64>(repeating: 0)
+        for attribute in Attribute.allCases {
+            words[attribute.rawValue] = PrescannedMembers.pack(self[attribute])
+        }
+        words[15] =
+            UInt64(truncatingIfNeeded: Swift.min(unknownCount, Int(UInt32.max))) | (duplicate ? 1 << 32 : 0)
+            | UInt64(truncatingIfNeeded: maxDepth) << 33
+        return PrescannedMembers(words: words)
+    }
+}

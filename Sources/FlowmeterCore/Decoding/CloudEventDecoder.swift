@@ -119,6 +119,8 @@ public struct CloudEventDecoder: Sendable {
     }
 
     /// Decodes one record of a classified topic (see ``decode(topic:partition:offset:timestampMs:timestampType:headers:key:value:)``).
+    /// `prescanned`, when given, is what ``PrescannedMembers/prescan(_:options:)`` found in `value` with these
+    /// options: the decoder takes its members instead of scanning the value again.
     func decode(
         topic: String,
         topicClass: TopicClass,
@@ -128,7 +130,8 @@ public struct CloudEventDecoder: Sendable {
         timestampType: TimestampType,
         headers: [RecordHeader],
         keyBytes: Int?,
-        value: UnsafeRawBufferPointer?
+        value: UnsafeRawBufferPointer?,
+        prescanned: UnsafePointer<PrescannedMembers>? = nil
     ) -> DecodedEvent {
         var event = DecodedEvent(
             recordTopic: topic,
@@ -139,7 +142,15 @@ public struct CloudEventDecoder: Sendable {
             parserClass: .raw,
             role: .normal
         )
-        fill(&event, topic: topic, topicClass: topicClass, headers: headers, keyBytes: keyBytes, value: value)
+        fill(
+            &event,
+            topic: topic,
+            topicClass: topicClass,
+            headers: headers,
+            keyBytes: keyBytes,
+            value: value,
+            prescanned: prescanned
+        )
         return event
     }
 
@@ -151,7 +162,8 @@ public struct CloudEventDecoder: Sendable {
         topicClass: TopicClass,
         headers: [RecordHeader],
         keyBytes: Int?,
-        value: UnsafeRawBufferPointer?
+        value: UnsafeRawBufferPointer?,
+        prescanned: UnsafePointer<PrescannedMembers>? = nil
     ) {
         event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
@@ -195,7 +207,11 @@ public struct CloudEventDecoder: Sendable {
         }
         var collector = AttributeCollector()
         let kind: JSONValueKind
-        if !oversize,
+        if !oversize, start == 0, let prescanned, prescanned.pointee.maxDepth == options.maxNestingDepth {
+            // Scanned ahead (the same fast scan, which found an object).
+            collector = AttributeCollector(prescanned)
+            kind = .object
+        } else if !oversize,
             let fastKind = JSONDocument.scanFast(
                 base: base,
                 start: start,
