@@ -334,13 +334,14 @@ public struct AnalysisEngine: Sendable {
     private func prefetchFlowSlots(_ event: DecodedEvent, topic: Int) {
         guard !routesFlows, let trace = event.trace, event.role == .normal else { return }
         let key = CorrelationKey(traceHigh: trace.traceHigh, traceLow: trace.traceLow)
-        for flowIndex in topics[topic].responseFlows {
-            guard case .traceID = flows[flowIndex].correlation else { continue }
-            correlator.prefetch(flow: flowIndex, key: key)
-            early.prefetch(flow: flowIndex, key: key)
-        }
-        for flowIndex in topics[topic].requestFlows {
-            guard case .traceID = flows[flowIndex].correlation else { continue }
+        // By index: a `for … in` over the array would retain and release it per record.
+        let responses = topics[topic].responseFlows.count
+        let all = responses + topics[topic].requestFlows.count
+        for position in 0..<all {
+            let flowIndex =
+                position < responses
+                ? topics[topic].responseFlows[position] : topics[topic].requestFlows[position - responses]
+            guard flows[flowIndex].correlatesByTraceID else { continue }
             correlator.prefetch(flow: flowIndex, key: key)
             early.prefetch(flow: flowIndex, key: key)
         }
@@ -384,7 +385,9 @@ public struct AnalysisEngine: Sendable {
     ) {
         var hopIndex: UInt16 = 0
         // `flows[flowIndex].…` rather than a local copy of the flow: a copy retains and releases its strings per record.
-        for flowIndex in topics[topic].responseFlows {
+        // The topic's flow lists by index, for the same reason (a `for … in` retains and releases the array).
+        for position in 0..<topics[topic].responseFlows.count {
+            let flowIndex = topics[topic].responseFlows[position]
             if let wanted = flows[flowIndex].toType, event.type != wanted { continue }
             guard let key = correlationKey(flows[flowIndex].correlation, event: event, headers: headers, value: value)
             else {
@@ -396,7 +399,8 @@ public struct AnalysisEngine: Sendable {
                 correlateResponse(flow: flowIndex, key: key, timeMs: eventTimeMs, origin: origin)
             }
         }
-        for flowIndex in topics[topic].requestFlows {
+        for position in 0..<topics[topic].requestFlows.count {
+            let flowIndex = topics[topic].requestFlows[position]
             if let wanted = flows[flowIndex].fromType, event.type != wanted { continue }
             guard let key = correlationKey(flows[flowIndex].correlation, event: event, headers: headers, value: value)
             else {
@@ -1167,6 +1171,8 @@ private struct FlowState: Sendable {
     let fromType: String?
     let toType: String?
     let correlation: Correlation
+    /// Whether `correlation` is the trace id (a plain flag: matching the enum copied its payload per record).
+    let correlatesByTraceID: Bool
     let timeoutMs: Int64
     var latency = SecondsHistogram()
     var incomplete: Int64 = 0
@@ -1181,6 +1187,7 @@ private struct FlowState: Sendable {
         fromType = definition.fromType
         toType = definition.toType
         correlation = definition.correlation
+        if case .traceID = definition.correlation { correlatesByTraceID = true } else { correlatesByTraceID = false }
         let (seconds, attoseconds) = definition.timeout.components
         let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         timeoutMs = overflow ? Int64.max : ms &+ attoseconds / 1_000_000_000_000_000

@@ -137,6 +137,18 @@ struct FingerprintWindow: Sendable {
         let position = UInt32(index + 1)
         var hole = home(ring[index])
         while slots[hole] & positionMask != position { hole = (hole + 1) & mask }
+        // The loop below reads, for each entry of the run after the hole, its ring value (a cache miss each, one
+        // after the other): ask for them all first, so that the misses overlap.
+        ring.withUnsafeBufferPointer { ring in
+            guard let base = ring.baseAddress else { return }
+            var ahead = (hole + 1) & mask
+            var asked = 0
+            while slots[ahead] != 0 && asked < 16 {
+                flowmeter_prefetch(base + Int(slots[ahead] & positionMask) - 1)
+                ahead = (ahead + 1) & mask
+                asked += 1
+            }
+        }
         var next = hole
         while true {
             next = (next + 1) & mask
