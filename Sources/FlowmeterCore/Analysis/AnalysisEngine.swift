@@ -244,7 +244,8 @@ public struct AnalysisEngine: Sendable {
         )
         recordsProcessed += 1
         // The id's fingerprint now, so that the duplicate window's slots are fetched while the flows' are.
-        let idFingerprint = event.isCloudEvent ? event.id.flatMap { $0.isEmpty ? nil : idHash.hash($0) } : nil
+        var idFingerprint: UInt64?
+        if event.isCloudEvent, let id = event.id, !id.isEmpty { idFingerprint = idHash.hash(id) }
         if let idFingerprint { topics[topicID].seenIDs.prefetch(idFingerprint) }
         prefetchFlowSlots(event, topic: topicID)
         let timestampValid = (timestampType == .createTime || timestampType == .logAppendTime) && timestampMs > 0

@@ -100,9 +100,11 @@ struct FingerprintWindow: Sendable {
     }
 
     /// Asks the CPU for the index slots an ``insert(_:)`` of `fingerprint` reads first: its home slot and, once the
-    /// window is full, the oldest entry's (which the insert removes). A hint, no change.
+    /// window is full, the oldest entry's (which the insert removes). A hint, no change. (`mutating` only so that a call
+    /// on a window inside an array element works in place: a non-mutating call copied the window, retaining its two
+    /// arrays.)
     @inline(__always)
-    func prefetch(_ fingerprint: UInt64) {
+    mutating func prefetch(_ fingerprint: UInt64) {
         guard capacity > 0, !slots.isEmpty else { return }
         slots.withUnsafeBufferPointer { slots in
             guard let base = slots.baseAddress else { return }
