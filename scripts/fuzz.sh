@@ -51,8 +51,9 @@ run_fuzzer() {
 echo "== building the decoder fuzz target (swiftc -sanitize=fuzzer,address)"
 started=$SECONDS
 mapfile -t sources < <(find Sources/FlowmeterCore -name '*.swift' | sort)
+# -I Sources/CPrefetch: the header-only module FlowmeterCore imports (its module map).
 swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name FlowmeterCore "${swift_features[@]}" \
-    "${sources[@]}" Fuzz/DecoderFuzz.swift -o "$out/fuzz-decoder" 2>&1 | quiet_gold
+    -I Sources/CPrefetch "${sources[@]}" Fuzz/DecoderFuzz.swift -o "$out/fuzz-decoder" 2>&1 | quiet_gold
 echo "   built in $((SECONDS - started)) s"
 
 echo "== building the analyzer-file fuzz target (CYaml, Yams, FlowmeterCore, the parser)"
@@ -77,7 +78,7 @@ swift_object() { # swift_object MODULE [swiftc arguments and sources...]
     local module=$1
     shift
     swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name "$module" -wmo \
-        -I "$parser/modules" -I "$yams/CYaml/include" -Xcc -DYAML_DECLARE_STATIC \
+        -I "$parser/modules" -I "$yams/CYaml/include" -I Sources/CPrefetch -Xcc -DYAML_DECLARE_STATIC \
         -emit-module -emit-module-path "$parser/modules/$module.swiftmodule" \
         -c "$@" -o "$parser/obj/$module.o" 2>&1 | quiet_gold
 }
