@@ -101,6 +101,36 @@ import Testing
         #expect(nested.scanned == nested.prescanned)
     }
 
+    /// The decoder takes a prescan instead of scanning: given the prescan of another value (its members at other
+    /// offsets), it reads the attributes where that prescan says they are. (The other tests compare events decoded
+    /// with and without a prescan; this one shows that the prescan is what the decoder used.)
+    @Test func theDecoderTakesThePrescan() throws {
+        let value = Array(#"{"specversion":"1.0","id":"abc","source":"s","type":"t"}"#.utf8)
+        let shifted = Array(#"{"specversion":"1.0","id":"bc","source":"s","type":"t","x":1}"#.utf8)
+        let options = DecoderOptions()
+        let decoder = CloudEventDecoder(options: options)
+        var members = try #require(shifted.withUnsafeBytes { PrescannedMembers.prescan($0, options: options) })
+        let event = value.withUnsafeBytes { buffer in
+            withUnsafePointer(to: &members) { pointer in
+                decoder.decode(
+                    topic: "t",
+                    topicClass: decoder.classify(topic: "t"),
+                    partition: 0,
+                    offset: 7,
+                    timestampMs: 1_764_000_000_000,
+                    timestampType: .createTime,
+                    headers: [],
+                    keyBytes: nil,
+                    value: buffer,
+                    prescanned: pointer
+                )
+            }
+        }
+        // The id's span in `shifted` (`"bc"`) is one byte shorter: read in `value`, its content is `ab`.
+        #expect(Self.bothWays(value, topic: "t").scanned.id == "abc")
+        #expect(event.id == "ab")
+    }
+
     /// A prescan made under another nesting limit is not taken (the decoder scans with its own).
     @Test func aPrescanWithAnotherDepthLimitIsNotTaken() {
         let value = Array(#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":[[[1]]]}"#.utf8)

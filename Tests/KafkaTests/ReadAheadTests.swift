@@ -202,12 +202,16 @@ struct ReadAheadTests {
     @Test func valueWorkSlotsMatchTheirRecords() async throws {
         let (cluster, sent) = try Self.cluster(topic: "worked", partitions: 2, count: 1500)
         defer { cluster.close() }
-        let work = ReadAheadValueWork(slotSize: 16) { value, slot in
-            guard let value else { return false }
+        /// FNV-1a of the value's bytes.
+        @Sendable func checksum(_ value: UnsafeRawBufferPointer) -> UInt64 {
             var sum: UInt64 = 14_695_981_039_346_656_037
             for byte in value { sum = (sum ^ UInt64(byte)) &* 1_099_511_628_211 }
+            return sum
+        }
+        let work = ReadAheadValueWork(slotSize: 16) { value, slot in
+            guard let value else { return false }
             slot.storeBytes(of: UInt64(value.count), as: UInt64.self)
-            slot.storeBytes(of: sum, toByteOffset: 8, as: UInt64.self)
+            slot.storeBytes(of: checksum(value), toByteOffset: 8, as: UInt64.self)
             return true
         }
         let consumer = try KafkaConsumer(
@@ -231,10 +235,8 @@ struct ReadAheadTests {
                     if seen % 2 == 0 { Thread.sleep(forTimeInterval: 0.0002) }
                     guard let slot = record.prepared, let value = record.value else { return }
                     prepared += 1
-                    var sum: UInt64 = 14_695_981_039_346_656_037
-                    for byte in value { sum = (sum ^ UInt64(byte)) &* 1_099_511_628_211 }
                     if slot.load(as: UInt64.self) != UInt64(value.count)
-                        || slot.load(fromByteOffset: 8, as: UInt64.self) != sum
+                        || slot.load(fromByteOffset: 8, as: UInt64.self) != checksum(value)
                     {
                         wrong += 1
                     }

@@ -232,21 +232,6 @@ final class Intake: Service {
                 ("client.id", "flowmeter"),
             ]
             properties += intake.configuration.kafkaProperties.map { (key: $0.key, value: $0.value) }
-            // Backfill: the read-ahead thread also finds each value's top-level members (the decoder's first scan),
-            // with the engine's limits, so that the decoder here takes them instead of scanning the value.
-            let options = intake.shared.engine.withLock { $0.decoderOptions }
-            let (maxParseBytes, maxNestingDepth) = (options.maxParseBytes, options.maxNestingDepth)
-            let prescan = ReadAheadValueWork(slotSize: MemoryLayout<PrescannedMembers>.size) { value, slot in
-                guard let value,
-                    let members = PrescannedMembers.prescan(
-                        value,
-                        maxParseBytes: maxParseBytes,
-                        maxNestingDepth: maxNestingDepth
-                    )
-                else { return false }
-                slot.initializeMemory(as: PrescannedMembers.self, to: members)
-                return true
-            }
             consumer = try KafkaConsumer(
                 config: KafkaClientConfig(
                     bootstrapServers: intake.configuration.bootstrapServers,
@@ -258,7 +243,7 @@ final class Intake: Service {
                 // and the fetcher kept awake. A `run` test (100,000 records of a cardinality attack, with the flow
                 // repartition topic) once stalled with it in CI, not understood yet; `run` keeps the plain consumer.
                 readAhead: backfill,
-                valueWork: backfill ? prescan : nil,
+                valueWork: backfill ? Intake.prescanWork(intake.shared.engine.withLock { $0.decoderOptions }) : nil,
                 logger: logger
             )
             consumerBox.set(consumer)
@@ -949,6 +934,24 @@ final class Intake: Service {
             receivedAtMs: receivedAtMs,
             prescanned: record.prepared?.assumingMemoryBound(to: PrescannedMembers.self)
         )
+    }
+
+    /// The backfill consumer's read-ahead work: each value's top-level members (the decoder's first scan) found with
+    /// the engine's limits, so that the decoder on the intake thread takes them instead of scanning the value.
+    static func prescanWork(_ options: DecoderOptions) -> ReadAheadValueWork {
+        // The two limits, not the options: the closure runs on the read-ahead thread.
+        let (maxParseBytes, maxNestingDepth) = (options.maxParseBytes, options.maxNestingDepth)
+        return ReadAheadValueWork(slotSize: MemoryLayout<PrescannedMembers>.size) { value, slot in
+            guard let value,
+                let members = PrescannedMembers.prescan(
+                    value,
+                    maxParseBytes: maxParseBytes,
+                    maxNestingDepth: maxNestingDepth
+                )
+            else { return false }
+            slot.initializeMemory(as: PrescannedMembers.self, to: members)
+            return true
+        }
     }
 
     /// Sets `headers[index]` (appending it when `index == headers.count`) to a header with `name` and `value`

@@ -361,6 +361,11 @@ struct AttributeCollector: TopLevelMemberSink {
     }
 }
 
+/// Whether the `count` bytes at `base` start with UTF-8's byte-order mark (EF BB BF).
+@inline(__always) func startsWithUTF8BOM(_ base: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF
+}
+
 /// The top-level members of a record's value as the decoder's own scan would find them, found ahead of the decoder:
 /// on the consumer's read-ahead thread, while the intake thread analyzes the records before it (see
 /// ``prescan(_:options:)``). 128 bytes, no references: it is written into a slot of the read-ahead's memory on that
@@ -375,6 +380,9 @@ public struct PrescannedMembers: Sendable, BitwiseCopyable {
 
     /// The size of a value, in bytes, up to which offsets fit their 29 bits.
     static let maxValueBytes = (1 << 29) - 1
+    /// The words of the 15 envelope members (word `attribute.rawValue` each), then the counts' word.
+    fileprivate static let memberWords = Attribute.allCases.count
+    fileprivate static let countsWord = memberWords
 
     /// Scans `value` as ``CloudEventDecoder`` would with `options` (its fast scan, for an object document no larger
     /// than `options.maxParseBytes` and without a byte-order mark); `nil` where the decoder takes another path (it
@@ -394,7 +402,7 @@ public struct PrescannedMembers: Sendable, BitwiseCopyable {
             value.count <= maxValueBytes, maxNestingDepth >= 1, maxNestingDepth < 1 << 30
         else { return nil }
         let base = raw.assumingMemoryBound(to: UInt8.self)
-        if value.count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF { return nil }
+        if startsWithUTF8BOM(base, value.count) { return nil }
         var collector = AttributeCollector()
         guard
             JSONDocument.scanFast(
@@ -409,7 +417,7 @@ public struct PrescannedMembers: Sendable, BitwiseCopyable {
     }
 
     /// The nesting limit the scan applied.
-    var maxDepth: Int { Int(truncatingIfNeeded: (words[15] >> 33) & ((1 << 30) - 1)) }
+    var maxDepth: Int { Int(truncatingIfNeeded: (words[Self.countsWord] >> 33) & ((1 << 30) - 1)) }
 
     fileprivate static func pack(_ span: MemberSpan?) -> UInt64 {
         guard let span else { return 0 }
@@ -454,12 +462,12 @@ extension AttributeCollector {
         self.init()
         let words = UnsafeRawPointer(prescanned)
         withUnsafeMutableBytes(of: &slots) { raw in
-            for index in 0..<15 {
+            for index in 0..<PrescannedMembers.memberWords {
                 let span = PrescannedMembers.unpack(words.load(fromByteOffset: index &* 8, as: UInt64.self))
                 raw.storeBytes(of: span, toByteOffset: index &* MemoryLayout<MemberSpan?>.stride, as: MemberSpan?.self)
             }
         }
-        let last = words.load(fromByteOffset: 15 &* 8, as: UInt64.self)
+        let last = words.load(fromByteOffset: PrescannedMembers.countsWord &* 8, as: UInt64.self)
         unknownCount = Int(truncatingIfNeeded: last & 0xFFFF_FFFF)
         duplicate = (last >> 32) & 1 == 1
     }
@@ -470,7 +478,7 @@ extension AttributeCollector {
         for attribute in Attribute.allCases {
             words[attribute.rawValue] = PrescannedMembers.pack(self[attribute])
         }
-        words[15] =
+        words[PrescannedMembers.countsWord] =
             UInt64(truncatingIfNeeded: Swift.min(unknownCount, Int(UInt32.max))) | (duplicate ? 1 << 32 : 0)
             | UInt64(truncatingIfNeeded: maxDepth) << 33
         return PrescannedMembers(words: words)

@@ -201,7 +201,7 @@ public struct CloudEventDecoder: Sendable {
         }
         let base = raw.assumingMemoryBound(to: UInt8.self)
         var start = 0
-        if value.count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF {
+        if startsWithUTF8BOM(base, value.count) {
             event.flags.insert(.bom)
             start = 3
         }
