@@ -6,6 +6,28 @@ import Testing
 /// ``PrescannedMembers``: the decoder's first scan, done ahead (on the consumer's read-ahead thread in a backfill).
 /// A decode that takes a prescan must give exactly the event a decode that scans gives.
 @Suite struct PrescanTests {
+    /// Decodes `value` with `decoder`, taking `prescanned` if given (the same record fields in every test).
+    static func decode(
+        _ value: UnsafeRawBufferPointer,
+        topic: String = "t",
+        headers: [RecordHeader] = [],
+        decoder: CloudEventDecoder,
+        prescanned: UnsafePointer<PrescannedMembers>?
+    ) -> DecodedEvent {
+        decoder.decode(
+            topic: topic,
+            topicClass: decoder.classify(topic: topic),
+            partition: 0,
+            offset: 7,
+            timestampMs: 1_764_000_000_000,
+            timestampType: .createTime,
+            headers: headers,
+            keyBytes: nil,
+            value: value,
+            prescanned: prescanned
+        )
+    }
+
     /// Decodes `value` twice, scanning and with its prescan (when there is one), and returns both events.
     static func bothWays(
         _ value: [UInt8],
@@ -14,21 +36,9 @@ import Testing
         options: DecoderOptions = DecoderOptions()
     ) -> (scanned: DecodedEvent, prescanned: DecodedEvent, hadPrescan: Bool) {
         let decoder = CloudEventDecoder(options: options)
-        let topicClass = decoder.classify(topic: topic)
         return value.withUnsafeBytes { buffer in
             func decode(_ prescanned: UnsafePointer<PrescannedMembers>?) -> DecodedEvent {
-                decoder.decode(
-                    topic: topic,
-                    topicClass: topicClass,
-                    partition: 0,
-                    offset: 7,
-                    timestampMs: 1_764_000_000_000,
-                    timestampType: .createTime,
-                    headers: headers,
-                    keyBytes: nil,
-                    value: buffer,
-                    prescanned: prescanned
-                )
+                Self.decode(buffer, topic: topic, headers: headers, decoder: decoder, prescanned: prescanned)
             }
             let scanned = decode(nil)
             guard var members = PrescannedMembers.prescan(buffer, options: options) else {
@@ -111,20 +121,7 @@ import Testing
         let decoder = CloudEventDecoder(options: options)
         var members = try #require(shifted.withUnsafeBytes { PrescannedMembers.prescan($0, options: options) })
         let event = value.withUnsafeBytes { buffer in
-            withUnsafePointer(to: &members) { pointer in
-                decoder.decode(
-                    topic: "t",
-                    topicClass: decoder.classify(topic: "t"),
-                    partition: 0,
-                    offset: 7,
-                    timestampMs: 1_764_000_000_000,
-                    timestampType: .createTime,
-                    headers: [],
-                    keyBytes: nil,
-                    value: buffer,
-                    prescanned: pointer
-                )
-            }
+            withUnsafePointer(to: &members) { Self.decode(buffer, decoder: decoder, prescanned: $0) }
         }
         // The id's span in `shifted` (`"bc"`) is one byte shorter: read in `value`, its content is `ab`.
         #expect(Self.bothWays(value, topic: "t").scanned.id == "abc")
@@ -137,20 +134,7 @@ import Testing
         let decoder = CloudEventDecoder(options: DecoderOptions(maxNestingDepth: 2))
         let event = value.withUnsafeBytes { buffer -> DecodedEvent in
             var members = PrescannedMembers.prescan(buffer, maxParseBytes: 1 << 20, maxNestingDepth: 64)!
-            return withUnsafePointer(to: &members) { pointer in
-                decoder.decode(
-                    topic: "t",
-                    topicClass: decoder.classify(topic: "t"),
-                    partition: 0,
-                    offset: 7,
-                    timestampMs: 1_764_000_000_000,
-                    timestampType: .createTime,
-                    headers: [],
-                    keyBytes: nil,
-                    value: buffer,
-                    prescanned: pointer
-                )
-            }
+            return withUnsafePointer(to: &members) { Self.decode(buffer, decoder: decoder, prescanned: $0) }
         }
         let scanned = PrescanTests.bothWays(value, topic: "t", options: DecoderOptions(maxNestingDepth: 2)).scanned
         #expect(event == scanned)
