@@ -277,6 +277,30 @@ import Testing
         #expect(flows[FlowKey(windowStartMs: Self.m, flow: "f")]?.completed == 1)
     }
 
+    /// Ids over 15 bytes reach the engine as bytes, not strings (see `AnalysisEngine.process`): duplicates and
+    /// the distinct originals of dead letters are still told apart by the whole id.
+    @Test func longIDsCountDuplicatesAndDeadLetterOriginals() throws {
+        var engine = Self.engine()
+        let first = "3f2c9a1e-0b7d-4c55-a9e1-6d2f0c8b7e41"
+        let second = "3f2c9a1e-0b7d-4c55-a9e1-6d2f0c8b7e42"  // the last byte differs
+        for id in [first, second, first] { engine.feed(Dapr.event(topic: "a", id: id, at: Self.m)) }
+        // Headerless copies on a DLQ topic: the original is known by its id only.
+        for id in [first, first, second] {
+            var copy = Dapr.event(topic: "b.dlq.sub", id: id, at: Self.m + 2_000)
+            copy.value = Dapr.cloudEvent(id: id, type: "t", topic: "b")
+            engine.feed(copy)
+        }
+        let delta = engine.takeRollupDelta()
+        let counts = try #require(
+            delta.deadLetters[DeadLetterKey(windowStartMs: Self.m, topic: "b", deadLetterTopic: "b.dlq.sub")]
+        )
+        #expect(counts.copies == 3)
+        #expect(counts.distinctOriginals == 2)
+        let metrics = Exposition(engine.exposition)
+        #expect(metrics["flowmeter_events_duplicate_total{topic=\"a\"}"] == 1)
+        #expect(metrics["flowmeter_events_duplicate_total{topic=\"b.dlq.sub\"}"] == 1)
+    }
+
     @Test func duplicateWindowIsBounded() {
         var engine = Self.engine { $0.duplicateWindow = 2 }
         for id in ["1", "2", "3", "1", "3"] { engine.feed(Dapr.event(topic: "a", id: id, at: Self.m)) }

@@ -65,6 +65,53 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
         }
     }
 
+    /// The engine's decode leaves an id that would need a string of its own (unescaped, over 15 bytes) as its
+    /// bytes; the event is otherwise the one a plain decode gives, and every other id is decoded as usual.
+    @Test func aLongIDCanBeLeftAsItsBytes() {
+        let decoder = CloudEventDecoder(options: DecoderOptions())
+        let cases: [(id: String, deferred: Bool)] = [
+            ("3f2c9a1e-0b7d-4c55-a9e1-6d2f0c8b7e41", true),
+            ("0123456789abcdef", true),  // 16 bytes
+            ("0123456789abcde", false),  // 15 bytes: a small string, no allocation
+            ("", false),
+            (#"escaped \"quote\" in a long id"#, false),
+            ("outbox-0123456789abcdef", true),
+        ]
+        for (id, deferred) in cases {
+            let value = Array(
+                (#"{"specversion":"1.0","id":""# + id + #"","source":"s","type":"t","pubsubname":"p","topic":"x"}"#)
+                    .utf8
+            )
+            value.withUnsafeBytes { buffer in
+                func decode(_ deferredID: UnsafeMutablePointer<Range<Int>?>?) -> DecodedEvent {
+                    decoder.decode(
+                        topic: "x",
+                        topicClass: decoder.classify(topic: "x"),
+                        partition: 0,
+                        offset: 1,
+                        timestampMs: 1_762_161_124_318,
+                        timestampType: .createTime,
+                        headers: [],
+                        keyBytes: nil,
+                        value: buffer,
+                        deferredID: deferredID
+                    )
+                }
+                let plain = decode(nil)
+                var range: Range<Int>? = 0..<1
+                var left = decode(&range)
+                if deferred {
+                    #expect(left.id == nil, "\(id)")
+                    #expect(range.map { String(decoding: buffer[$0], as: UTF8.self) } == plain.id, "\(id)")
+                    left.id = plain.id
+                } else {
+                    #expect(range == nil, "\(id)")
+                }
+                #expect(left == plain, "\(id)")
+            }
+        }
+    }
+
     @Test func doubleEncodedJSON() throws {
         let value = envelope(data: #""{\"submissionId\": \"sub-1\", \"n\": 7, \"nested\": {\"k\": [1, \"two\"]}}""#)
         let event = decode(value)

@@ -230,7 +230,10 @@ public struct AnalysisEngine: Sendable {
         prescanned: UnsafePointer<PrescannedMembers>? = nil
     ) {
         let topicID = recordTopicID(topic)
-        let event = decoder.decode(
+        // A long id is left as its bytes (`idBytes`): the engine hashes it, and builds its string only for a dead
+        // letter (a string of more than 15 bytes is an allocation, freed again at the end of the record).
+        var deferredID: Range<Int>?
+        var event = decoder.decode(
             topic: topic,
             topicClass: topics[topicID].topicClass,
             partition: partition,
@@ -240,12 +243,19 @@ public struct AnalysisEngine: Sendable {
             headers: headers,
             keyBytes: keyBytes,
             value: value,
-            prescanned: prescanned
+            prescanned: prescanned,
+            deferredID: &deferredID
         )
+        let idBytes = deferredID.flatMap { range in value.map { UnsafeRawBufferPointer(rebasing: $0[range]) } }
         recordsProcessed += 1
-        // The id's fingerprint now, so that the duplicate window's slots are fetched while the flows' are.
+        // The id's fingerprint now, so that the duplicate window's slots are fetched while the flows' are. (The
+        // same hash as of the id's string: the deferred bytes are its UTF-8.)
         var idFingerprint: UInt64?
-        if event.isCloudEvent, let id = event.id, !id.isEmpty { idFingerprint = idHash.hash(id) }
+        if let idBytes, event.isCloudEvent {
+            idFingerprint = idHash.hash(idBytes)
+        } else if event.isCloudEvent, let id = event.id, !id.isEmpty {
+            idFingerprint = idHash.hash(id)
+        }
         if let idFingerprint { topics[topicID].seenIDs.prefetch(idFingerprint) }
         prefetchFlowSlots(event, topic: topicID)
         let timestampValid = (timestampType == .createTime || timestampType == .logAppendTime) && timestampMs > 0
@@ -299,6 +309,7 @@ public struct AnalysisEngine: Sendable {
 
         // Dead letters.
         if event.role == .dlq {
+            if let idBytes { event.id = String(decoding: idBytes, as: UTF8.self) }
             deadLetter(event, topic: topicID, eventTimeMs: eventTimeMs, timestampValid: timestampValid)
         }
 

@@ -121,6 +121,11 @@ public struct CloudEventDecoder: Sendable {
     /// Decodes one record of a classified topic (see ``decode(topic:partition:offset:timestampMs:timestampType:headers:key:value:)``).
     /// `prescanned`, when given, is what ``PrescannedMembers/prescan(_:options:)`` found in `value` with these
     /// options: the decoder takes its members instead of scanning the value again.
+    ///
+    /// `deferredID`, when given, receives the byte range in `value` of a structured CloudEvent's `id` that would
+    /// need a string of its own (unescaped, longer than a small string's 15 bytes), and the event's `id` is then
+    /// left `nil` (its flags are as if it were set): a caller that only hashes the id, or needs it rarely, builds
+    /// it from those bytes. Otherwise it is set to `nil` and the event is as without it.
     func decode(
         topic: String,
         topicClass: TopicClass,
@@ -131,8 +136,10 @@ public struct CloudEventDecoder: Sendable {
         headers: [RecordHeader],
         keyBytes: Int?,
         value: UnsafeRawBufferPointer?,
-        prescanned: UnsafePointer<PrescannedMembers>? = nil
+        prescanned: UnsafePointer<PrescannedMembers>? = nil,
+        deferredID: UnsafeMutablePointer<Range<Int>?>? = nil
     ) -> DecodedEvent {
+        deferredID?.pointee = nil
         var event = DecodedEvent(
             recordTopic: topic,
             partition: partition,
@@ -149,7 +156,8 @@ public struct CloudEventDecoder: Sendable {
             headers: headers,
             keyBytes: keyBytes,
             value: value,
-            prescanned: prescanned
+            prescanned: prescanned,
+            deferredID: deferredID
         )
         return event
     }
@@ -163,7 +171,8 @@ public struct CloudEventDecoder: Sendable {
         headers: [RecordHeader],
         keyBytes: Int?,
         value: UnsafeRawBufferPointer?,
-        prescanned: UnsafePointer<PrescannedMembers>? = nil
+        prescanned: UnsafePointer<PrescannedMembers>? = nil,
+        deferredID: UnsafeMutablePointer<Range<Int>?>? = nil
     ) {
         event.keyBytes = keyBytes
         let view = HeaderView(headers: headers)
@@ -264,7 +273,17 @@ public struct CloudEventDecoder: Sendable {
         // Step 7, as `AttributeValues.apply(to:)` does it (by the same rules, without building the values).
         var flags = event.flags
         event.specversion = specversionAttribute(specversionSpan, base, &flags)
-        event.id = requiredAttribute(members[.id], base, .missingID, &flags)
+        let idSpan = members[.id]
+        var idDeferred = false
+        if let deferredID, let idSpan, idSpan.kind == .string, !idSpan.escaped,
+            idSpan.contentEnd - idSpan.contentStart > 15
+        {
+            // Present, a string and not empty: no flag, as `requiredAttribute` would find.
+            deferredID.pointee = idSpan.contentStart..<idSpan.contentEnd
+            idDeferred = true
+        } else {
+            event.id = requiredAttribute(idSpan, base, .missingID, &flags)
+        }
         event.source = requiredAttribute(members[.source], base, .missingSource, &flags)
         event.type = requiredAttribute(members[.type], base, .missingType, &flags) { commonValue(base, $0, $1) }
         event.subject = optionalAttribute(members[.subject], base, &flags)
@@ -284,7 +303,8 @@ public struct CloudEventDecoder: Sendable {
 
         let pubsubPresent = members[.pubsubname] != nil
         let topicPresent = members[.topic] != nil
-        let isOutbox = hasOutboxPrefix(members[.id], base) && (event.id?.hasPrefix("outbox-") ?? false)
+        // For a deferred (unescaped) id, the byte test is the whole test.
+        let isOutbox = hasOutboxPrefix(idSpan, base) && (idDeferred || (event.id?.hasPrefix("outbox-") ?? false))
         let bothData = members[.data] != nil && members[.dataBase64] != nil
         if !pubsubPresent && !topicPresent {
             event.producerKind = .nonDapr
