@@ -40,6 +40,30 @@ import Testing
         #expect(mismatches == 0)
         #expect(duplicates > 100_000)
         #expect(window.count == 150_000)
+        #expect(window.invariantViolation() == nil)
+        #expect(window.tagBits == 10)
+    }
+
+    /// The index through growth and a long churn at 4/5 full: every entry indexed once, in its probe run, with its
+    /// true distance from home (or the far mark), including entries far enough to need the mark, which removals
+    /// then shift by their ring value.
+    @Test func indexStaysConsistentThroughChurn() {
+        var window = FingerprintWindow(capacity: 3_200)  // 4,096 slots once full: 78 % full
+        var reference = BoundedSet<UInt64>(capacity: 3_200)
+        var generator = SplitMix(seed: 7)
+        var mismatches = 0
+        var mostFar = 0
+        for step in 1...60_000 {
+            let fingerprint = generator.next() % 9_000
+            if window.insert(fingerprint) != reference.insert(fingerprint) { mismatches += 1 }
+            if step % 500 == 0 {
+                #expect(window.invariantViolation() == nil, "after \(step) inserts")
+                mostFar = max(mostFar, window.farEntries)
+            }
+        }
+        #expect(mismatches == 0)
+        #expect(mostFar > 0)
+        #expect(window.tagBits == 16)
     }
 
     @Test(arguments: [1, 2, 7, 100, 1000])
@@ -57,6 +81,7 @@ import Testing
             }
             #expect(mismatches == 0)
             #expect(window.count == reference.count)
+            #expect(window.invariantViolation() == nil)
         }
     }
 }

@@ -33,29 +33,36 @@ struct BoundedSet<Element: Hashable & Sendable>: Sendable {
 /// Each fingerprint is first mixed (a bijection, so that inputs differing only in some bits still spread), then
 /// split: its low 32 bits go to a ring in insertion order (4 bytes each; once full, `ring[head]` is the oldest), and
 /// an open-addressing index (linear probing, at most 4/5 full, backward-shift deletion) holds, per entry, its ring
-/// position and a tag of the next `tagBits` bits of the mixed value (4 bytes per slot). An entry's home slot is
-/// computed from the 32 bits in the ring, so entries can be moved without their full value. Two fingerprints are
-/// taken for the same when their 32 ring bits and their tags agree: `32 + tagBits` bits, 47 at the default window of
-/// 100,000 (tagBits is 32 minus the bits of a ring position: 15 up to 131,071 ids, 12 up to 1,048,575, 6 at the
-/// largest window, 2^26). A lookup compares with the few entries of its probe run, so a new id is taken for a
-/// duplicate with a probability of about 10 × 2^-47 ≈ 7e-14 at the default window (about once in 10^13 events).
+/// position, its distance from its home slot (4 bits, 15 meaning 15 or more) and a tag of the next `tagBits` bits of
+/// the mixed value (4 bytes per slot). An entry's home slot is computed from the 32 bits in the ring, so entries can
+/// be moved without their full value, and the stored distance lets a removal shift its run back without reading the
+/// ring. Two fingerprints are taken for the same when their 32 ring bits and their tags agree: `32 + tagBits` bits,
+/// 43 at the default window of 100,000 (tagBits is 28 minus the bits of a ring position: 11 up to 131,071 ids, 8 up
+/// to 1,048,575, 1 at the largest window, 2^26). A lookup compares with the few entries of its probe run, so a new
+/// id is taken for a duplicate with a probability of about 10 × 2^-43 ≈ 1.1e-12 at the default window (about once
+/// in 10^12 events; 7e-14 before the distance took 4 of the tag's bits, in the eleventh session).
 ///
 /// The previous layout kept the whole 64-bit value in the ring (13 bytes per fingerprint, 1.3 MB per full default
 /// window); a `BoundedSet<Int>` (a `Set<Int>` at most 3/4 full plus the ring) takes about 30 bytes.
 struct FingerprintWindow: Sendable {
-    /// The largest window: 2^26 ids (a ring position takes 26 bits, leaving a 6-bit tag).
+    /// The largest window: 2^26 ids (a ring position takes 27 bits, leaving the distance and a 1-bit tag).
     static let maxCapacity = 1 << 26
+    /// Bits of a slot that hold the entry's distance from its home slot; the largest value means "that far or
+    /// farther" (the ring value then gives the home).
+    static let distanceBits: UInt32 = 4
+    static let farDistance = (1 << Int(distanceBits)) - 1
 
     let capacity: Int
     /// The low 32 bits of the mixed fingerprints, in insertion order.
     private var ring: [UInt32] = []
     private var head = 0
-    /// Slot → (ring index + 1) | tag << positionBits; 0 is empty. A power of two in size.
+    /// Slot → (ring index + 1) | distance << positionBits | tag; 0 is empty. A power of two in size.
     private var slots: [UInt32] = []
     private var shift: UInt32 = 32
-    /// Bits of a slot that hold the ring position (+ 1); the rest hold the tag.
+    /// Bits of a slot that hold the ring position (+ 1); above them the distance, then the tag.
     private let positionBits: UInt32
     private let positionMask: UInt32
+    private let tagMask: UInt32
 
     init(capacity: Int) {
         let capacity = Swift.max(0, Swift.min(capacity, Self.maxCapacity))
@@ -63,22 +70,27 @@ struct FingerprintWindow: Sendable {
         // Ring positions + 1 run from 1 to `capacity`.
         positionBits = UInt32(Swift.max(1, Int.bitWidth - capacity.leadingZeroBitCount))
         positionMask = UInt32(truncatingIfNeeded: (UInt64(1) << UInt64(positionBits)) - 1)
+        let lowBits = positionBits + Self.distanceBits
+        tagMask = lowBits >= 32 ? 0 : ~UInt32(truncatingIfNeeded: (UInt64(1) << UInt64(lowBits)) - 1)
     }
 
     var count: Int { ring.count }
+
+    /// Bits of the mixed value that tell two fingerprints with the same ring bits apart.
+    var tagBits: Int { tagMask.nonzeroBitCount }
 
     /// Inserts `fingerprint`; returns `false` if it was already remembered.
     mutating func insert(_ fingerprint: UInt64) -> Bool {
         guard capacity > 0 else { return true }
         let mixed = Self.mix(fingerprint)
         let low = UInt32(truncatingIfNeeded: mixed)
-        let tag = UInt32(truncatingIfNeeded: mixed >> 32) & ~positionMask
+        let tag = UInt32(truncatingIfNeeded: mixed >> 32) & tagMask
         if !slots.isEmpty {
             var slot = home(low)
             let mask = slots.count - 1
             while slots[slot] != 0 {
                 let entry = slots[slot]
-                if entry & ~positionMask == tag, ring[Int(entry & positionMask) - 1] == low { return false }
+                if entry & tagMask == tag, ring[Int(entry & positionMask) - 1] == low { return false }
                 slot = (slot + 1) & mask
             }
         }
@@ -126,40 +138,46 @@ struct FingerprintWindow: Sendable {
         Int(truncatingIfNeeded: (low &* 0x9E37_79B9) >> shift)
     }
 
-    private mutating func place(_ index: Int, tag: UInt32) {
-        let mask = slots.count - 1
-        var slot = home(ring[index])
-        while slots[slot] != 0 { slot = (slot + 1) & mask }
-        slots[slot] = UInt32(index + 1) | tag
+    /// The slot entry for ring position `index` at `distance` from its home (saturated at ``farDistance``).
+    @inline(__always) private func entry(_ index: Int, distance: Int, tag: UInt32) -> UInt32 {
+        UInt32(index + 1) | UInt32(Swift.min(distance, Self.farDistance)) << positionBits | tag
     }
 
-    /// Removes the index entry of `ring[index]`, shifting later entries of its probe run back.
+    /// How far the entry in `slot` sits from its home slot: from the entry itself, or from its ring value when it
+    /// is ``farDistance`` or farther.
+    @inline(__always) private func distance(of entry: UInt32, at slot: Int) -> Int {
+        let stored = Int((entry >> positionBits) & UInt32(Self.farDistance))
+        if stored < Self.farDistance { return stored }
+        return (slot - home(ring[Int(entry & positionMask) - 1])) & (slots.count - 1)
+    }
+
+    private mutating func place(_ index: Int, tag: UInt32) {
+        let mask = slots.count - 1
+        let start = home(ring[index])
+        var slot = start
+        while slots[slot] != 0 { slot = (slot + 1) & mask }
+        slots[slot] = entry(index, distance: (slot - start) & mask, tag: tag)
+    }
+
+    /// Removes the index entry of `ring[index]`, shifting later entries of its probe run back. Each entry's distance
+    /// from its home says whether it may move (its home is not in the stretch it would skip), so the ring is read
+    /// only for entries ``farDistance`` or more from home. (Reading the ring value of each entry of the run, a cache
+    /// miss each, was half of this function's samples in a backfill.)
     private mutating func remove(_ index: Int) {
         let mask = slots.count - 1
         let position = UInt32(index + 1)
         var hole = home(ring[index])
         while slots[hole] & positionMask != position { hole = (hole + 1) & mask }
-        // The loop below reads, for each entry of the run after the hole, its ring value (a cache miss each, one
-        // after the other): ask for them all first, so that the misses overlap.
-        ring.withUnsafeBufferPointer { ring in
-            guard let base = ring.baseAddress else { return }
-            var ahead = (hole + 1) & mask
-            var asked = 0
-            while slots[ahead] != 0 && asked < 16 {
-                flowmeter_prefetch(base + Int(slots[ahead] & positionMask) - 1)
-                ahead = (ahead + 1) & mask
-                asked += 1
-            }
-        }
         var next = hole
         while true {
             next = (next + 1) & mask
-            guard slots[next] != 0 else { break }
-            let wanted = home(ring[Int(slots[next] & positionMask) - 1])
-            // The entry at `next` may move to the hole unless its home lies cyclically in (hole, next].
-            let staysPut = hole <= next ? (hole < wanted && wanted <= next) : (hole < wanted || wanted <= next)
-            if !staysPut {
-                slots[hole] = slots[next]
+            let moving = slots[next]
+            guard moving != 0 else { break }
+            let distance = distance(of: moving, at: next)
+            let gap = (next - hole) & mask
+            // The entry may move back to the hole unless its home lies cyclically in (hole, next].
+            if distance >= gap {
+                slots[hole] = entry(Int(moving & positionMask) - 1, distance: distance - gap, tag: moving & tagMask)
                 hole = next
             }
         }
@@ -174,8 +192,41 @@ struct FingerprintWindow: Sendable {
         shift = UInt32(32 - size.trailingZeroBitCount)
         for entry in old where entry != 0 {
             let index = Int(entry & positionMask) - 1
-            place(index, tag: entry & ~positionMask)
+            place(index, tag: entry & tagMask)
         }
+    }
+
+    /// Index entries stored as ``farDistance`` or farther from home (tests).
+    var farEntries: Int {
+        slots.reduce(0) {
+            $1 != 0 && Int(($1 >> positionBits) & UInt32(Self.farDistance)) == Self.farDistance ? $0 + 1 : $0
+        }
+    }
+
+    /// Checks the index against the ring (tests): every ring position is indexed once, in its home slot's probe run
+    /// (no empty slot between), and every stored distance is the true one or ``farDistance`` for one that far or
+    /// farther. Returns the first violation.
+    func invariantViolation() -> String? {
+        guard !slots.isEmpty else { return ring.isEmpty ? nil : "ring without an index" }
+        let mask = slots.count - 1
+        var seen = Set<Int>()
+        for (slot, entry) in slots.enumerated() where entry != 0 {
+            let index = Int(entry & positionMask) - 1
+            guard index >= 0, index < ring.count else { return "slot \(slot): position \(index) outside the ring" }
+            guard seen.insert(index).inserted else { return "position \(index) indexed twice" }
+            let start = home(ring[index])
+            let trueDistance = (slot - start) & mask
+            var probe = start
+            while probe != slot {
+                if slots[probe] == 0 { return "slot \(slot): empty slot \(probe) in its probe run" }
+                probe = (probe + 1) & mask
+            }
+            let stored = Int((entry >> positionBits) & UInt32(Self.farDistance))
+            if stored != Swift.min(trueDistance, Self.farDistance) {
+                return "slot \(slot): distance \(stored) stored, \(trueDistance) true"
+            }
+        }
+        return seen.count == ring.count ? nil : "\(ring.count - seen.count) ring positions not indexed"
     }
 }
 
