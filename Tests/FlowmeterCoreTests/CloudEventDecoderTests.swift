@@ -66,7 +66,8 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
     }
 
     /// The engine's decode leaves an id that would need a string of its own (unescaped, over 15 bytes) as its
-    /// bytes; the event is otherwise the one a plain decode gives, and every other id is decoded as usual.
+    /// bytes, and leaves out the record's topic and a `topic` attribute that spells it; the event is otherwise the
+    /// one a plain decode gives, and every other id is decoded as usual.
     @Test func aLongIDCanBeLeftAsItsBytes() {
         let decoder = CloudEventDecoder(options: DecoderOptions())
         let cases: [(id: String, deferred: Bool)] = [
@@ -100,6 +101,10 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
                 let plain = decode(nil)
                 var range: Range<Int>? = 0..<1
                 var left = decode(&range)
+                #expect(left.recordTopic == "" && plain.recordTopic == "x")
+                #expect(left.topicAttribute == nil && plain.topicAttribute == "x")
+                left.recordTopic = plain.recordTopic
+                left.topicAttribute = plain.topicAttribute
                 if deferred {
                     #expect(left.id == nil, "\(id)")
                     #expect(range.map { String(decoding: buffer[$0], as: UTF8.self) } == plain.id, "\(id)")
@@ -108,6 +113,41 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
                     #expect(range == nil, "\(id)")
                 }
                 #expect(left == plain, "\(id)")
+            }
+        }
+    }
+
+    /// The engine's decode keeps a `topic` attribute that differs from the record's topic (flagged as before), and
+    /// a dead letter's (its origin when the headers do not name one).
+    @Test func theEngineDecodeKeepsTopicAttributesItNeeds() {
+        let decoder = CloudEventDecoder(options: DecoderOptions(dlqTopics: ["x.dlq"]))
+        for (recordTopic, attribute) in [("x", "y"), ("x.dlq", "x")] {
+            let value = Array(
+                (#"{"specversion":"1.0","id":"e1","source":"s","type":"t","pubsubname":"p","topic":""# + attribute
+                    + #""}"#).utf8
+            )
+            value.withUnsafeBytes { buffer in
+                func decode(_ deferredID: UnsafeMutablePointer<Range<Int>?>?) -> DecodedEvent {
+                    decoder.decode(
+                        topic: recordTopic,
+                        topicClass: decoder.classify(topic: recordTopic),
+                        partition: 0,
+                        offset: 1,
+                        timestampMs: 1_762_161_124_318,
+                        timestampType: .createTime,
+                        headers: [],
+                        keyBytes: nil,
+                        value: buffer,
+                        deferredID: deferredID
+                    )
+                }
+                let plain = decode(nil)
+                var range: Range<Int>?
+                var lean = decode(&range)
+                #expect(lean.topicAttribute == attribute)
+                #expect(lean.flags == plain.flags)
+                lean.recordTopic = plain.recordTopic
+                #expect(lean == plain, "\(recordTopic)")
             }
         }
     }

@@ -122,10 +122,13 @@ public struct CloudEventDecoder: Sendable {
     /// `prescanned`, when given, is what ``PrescannedMembers/prescan(_:options:)`` found in `value` with these
     /// options: the decoder takes its members instead of scanning the value again.
     ///
-    /// `deferredID`, when given, receives the byte range in `value` of a structured CloudEvent's `id` that would
-    /// need a string of its own (unescaped, longer than a small string's 15 bytes), and the event's `id` is then
-    /// left `nil` (its flags are as if it were set): a caller that only hashes the id, or needs it rarely, builds
-    /// it from those bytes. Otherwise it is set to `nil` and the event is as without it.
+    /// `deferredID`, when given (the engine's decode), receives the byte range in `value` of a structured
+    /// CloudEvent's `id` that would need a string of its own (unescaped, longer than a small string's 15 bytes), and
+    /// the event's `id` is then left `nil` (its flags are as if it were set): a caller that only hashes the id, or
+    /// needs it rarely, builds it from those bytes. Otherwise it is set to `nil`. With it, the event also leaves out
+    /// two strings the engine does not read, each a reference count taken and dropped per record: `recordTopic` is
+    /// empty, and a normal record's `topic` attribute that spells the record's plain topic (which raises no flag) is
+    /// left `nil`.
     func decode(
         topic: String,
         topicClass: TopicClass,
@@ -141,7 +144,7 @@ public struct CloudEventDecoder: Sendable {
     ) -> DecodedEvent {
         deferredID?.pointee = nil
         var event = DecodedEvent(
-            recordTopic: topic,
+            recordTopic: deferredID == nil ? topic : "",
             partition: partition,
             offset: offset,
             timestampMs: timestampMs,
@@ -290,8 +293,14 @@ public struct CloudEventDecoder: Sendable {
         event.datacontenttype = optionalAttribute(members[.datacontenttype], base, &flags) {
             commonValue(base, $0, $1)
         }
-        event.topicAttribute = optionalAttribute(members[.topic], base, &flags) {
-            bytesEqual(plainTopic, base, $0, $1) ? plainTopic : nil
+        if deferredID != nil, event.role == .normal, let span = members[.topic], span.kind == .string, !span.escaped,
+            bytesEqual(plainTopic, base, span.contentStart, span.contentEnd - span.contentStart)
+        {
+            // The engine's decode: the record's own topic, nothing to flag, and not read for a normal record.
+        } else {
+            event.topicAttribute = optionalAttribute(members[.topic], base, &flags) {
+                bytesEqual(plainTopic, base, $0, $1) ? plainTopic : nil
+            }
         }
         event.pubsubname = optionalAttribute(members[.pubsubname], base, &flags) {
             spells("pubsub", base, $0, $1) ? "pubsub" : nil
