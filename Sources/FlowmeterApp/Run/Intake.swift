@@ -183,6 +183,12 @@ final class Intake: Service {
         /// completion: a partition whose stored offset is already its end never fetches anything).
         var reached: [TopicPartition: Int64] = [:]
         var records: Int64 = 0
+        /// Monotonic nanoseconds spent polling since the first record, outside analyzing (waiting for Kafka, and
+        /// librdkafka's per-message work), and when the first record arrived after the first assignment: the intake's
+        /// log line at the end says whether a run was limited by Kafka or by the analysis.
+        var pollNanoseconds: UInt64 = 0
+        var firstRecordAt: UInt64?
+        var assignedAt: UInt64?
         var nextWatermarkAtMs: Int64 = 0
         var nextWatermarkReportAtMs: Int64 = 0
         /// The latest record timestamp read from each partition.
@@ -267,7 +273,12 @@ final class Intake: Service {
             nextFlushAtMs = Intake.nowMs() + flushIntervalMs
             while !stop() {
                 // Records are analyzed where librdkafka holds them (no copies); they are released after the batch.
+                let pollStart = DispatchTime.now().uptimeNanoseconds
+                var bodyNanoseconds: UInt64 = 0
                 let (batchCount, now) = try consumer.pollBatch(maxRecords: 2000, timeout: .milliseconds(100)) { batch in
+                    let bodyStart = DispatchTime.now().uptimeNanoseconds
+                    defer { bodyNanoseconds = DispatchTime.now().uptimeNanoseconds - bodyStart }
+                    if firstRecordAt == nil, batch.count > 0 { firstRecordAt = bodyStart }
                     let now = Intake.nowMs()
                     if needsResync {
                         resync(now: now)
@@ -275,6 +286,9 @@ final class Intake: Service {
                         analyze(batch, now: now)
                     }
                     return (batch.count, now)
+                }
+                if firstRecordAt != nil {
+                    pollNanoseconds += DispatchTime.now().uptimeNanoseconds - pollStart - bodyNanoseconds
                 }
                 if sink != nil {
                     if inFlight != nil, let result = flusher.take() { finishInFlight(result, now: now) }
@@ -314,6 +328,9 @@ final class Intake: Service {
                     "read_ahead.caller_waits": "\(readAhead.callerWaits)",
                     "read_ahead.fetch_wakeups": "\(readAhead.fetchWakeups)",
                     "intake.cpu_ms": "\(Intake.threadCPUMilliseconds())",
+                    "intake.poll_ms": "\(pollNanoseconds / 1_000_000)",
+                    "intake.first_record_after_assignment_ms":
+                        "\(firstRecordAt.flatMap { first in assignedAt.map { first >= $0 ? (first - $0) / 1_000_000 : 0 } }.map(String.init) ?? "-")",
                 ]
             )
             intake.drained()
@@ -687,6 +704,7 @@ final class Intake: Service {
         // MARK: Rebalancing
 
         func assigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+            if assignedAt == nil { assignedAt = DispatchTime.now().uptimeNanoseconds }
             intake.status.assigned(partitions)
             if let repartition {
                 repartition.assign(
