@@ -233,7 +233,7 @@ public struct AnalysisEngine: Sendable {
         // A long id is left as its bytes (`idBytes`): the engine hashes it, and builds its string only for a dead
         // letter (a string of more than 15 bytes is an allocation, freed again at the end of the record).
         var deferredID: Range<Int>?
-        var event = decoder.decode(
+        let event = decoder.decode(
             topic: topic,
             topicClass: topics[topicID].topicClass,
             partition: partition,
@@ -309,8 +309,14 @@ public struct AnalysisEngine: Sendable {
 
         // Dead letters.
         if event.role == .dlq {
-            if let idBytes { event.id = String(decoding: idBytes, as: UTF8.self) }
-            deadLetter(event, topic: topicID, eventTimeMs: eventTimeMs, timestampValid: timestampValid)
+            if let idBytes {
+                // A copy with the id built (a `var` event cost a copy of the whole event per record).
+                var withID = event
+                withID.id = String(decoding: idBytes, as: UTF8.self)
+                deadLetter(withID, topic: topicID, eventTimeMs: eventTimeMs, timestampValid: timestampValid)
+            } else {
+                deadLetter(event, topic: topicID, eventTimeMs: eventTimeMs, timestampValid: timestampValid)
+            }
         }
 
         // Flow clock and expiry.

@@ -217,41 +217,45 @@ public struct CloudEventDecoder: Sendable {
             event.flags.insert(.bom)
             start = 3
         }
-        var collector = AttributeCollector()
+        // A constant, each branch initializing it once: reads of a variable copied the whole collector (360 bytes of
+        // spans) each, and so did assigning a prescanned one to a variable.
+        let members: AttributeCollector
         let kind: JSONValueKind
         if !oversize, start == 0, let prescanned, prescanned.pointee.maxDepth == options.maxNestingDepth {
             // Scanned ahead (the same fast scan, which found an object).
-            collector = AttributeCollector(prescanned)
+            members = AttributeCollector(prescanned)
             kind = .object
-        } else if !oversize,
-            let fastKind = JSONDocument.scanFast(
-                base: base,
-                start: start,
-                end: value.count,
-                maxDepth: options.maxNestingDepth,
-                sink: &collector
-            )
-        {
-            kind = fastKind
         } else {
-            // Not valid, or not an object: the full scan gives the verdict and the error.
-            collector = AttributeCollector()
-            do {
-                kind = try JSONDocument.scan(
+            var collector = AttributeCollector()
+            if !oversize,
+                let fastKind = JSONDocument.scanFast(
                     base: base,
                     start: start,
                     end: value.count,
-                    validate: !oversize,
                     maxDepth: options.maxNestingDepth,
                     sink: &collector
                 )
-            } catch {
-                notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
-                return
+            {
+                kind = fastKind
+            } else {
+                // Not valid, or not an object: the full scan gives the verdict and the error.
+                collector = AttributeCollector()
+                do {
+                    kind = try JSONDocument.scan(
+                        base: base,
+                        start: start,
+                        end: value.count,
+                        validate: !oversize,
+                        maxDepth: options.maxNestingDepth,
+                        sink: &collector
+                    )
+                } catch {
+                    notJSON(&event, failure: error, rawPayload: rawPayload, headers: view)
+                    return
+                }
             }
+            members = collector
         }
-        // Read from a constant from here on (reads of the variable copied the whole collector each).
-        let members = collector
         if members.duplicate { event.flags.insert(.duplicateMember) }
         guard kind == .object else {
             event.parserClass = .raw
