@@ -32,6 +32,10 @@ struct FlowWaiters: Sendable {
     /// Per flow: how long a waiter waits on the flow clock, from its event time.
     let timeoutsMs: [Int64]
     private var slots: [Slot] = []
+    /// Per slot: its waiter's sequence + 1 while it holds one, else 0. What tells a queue or heap entry live from
+    /// stale, in 8 bytes per slot instead of a read of the slot's 112: compacting the queue, the heap and the journal
+    /// read one per entry, each a cache miss in a backlog's slab (3-4 % of a backfill's intake samples).
+    private var liveSequences: [UInt64] = []
     private var freeSlots: [Int32] = []
     private(set) var count = 0
     private var chains = ChainTable()
@@ -169,7 +173,7 @@ struct FlowWaiters: Sendable {
 
     // MARK: Storage
 
-    private func isLive(_ handle: Handle) -> Bool { Self.isLive(handle, in: slots) }
+    private func isLive(_ handle: Handle) -> Bool { Self.isLive(handle, in: liveSequences) }
 
     @discardableResult
     private mutating func insert(_ waiter: FlowWaiter, persisted: Bool) -> Handle {
@@ -178,9 +182,11 @@ struct FlowWaiters: Sendable {
         if let reused = freeSlots.popLast() {
             slot = reused
             slots[Int(slot)] = fresh
+            liveSequences[Int(slot)] = waiter.sequence &+ 1
         } else {
             slot = Int32(slots.count)
             slots.append(fresh)
+            liveSequences.append(waiter.sequence &+ 1)
         }
         count += 1
         // One lookup of the key: append to its chain, or start one.
@@ -205,6 +211,7 @@ struct FlowWaiters: Sendable {
         let waiter = slots[slot].waiter
         let next = slots[slot].next
         slots[slot].live = false
+        liveSequences[slot] = 0
         slots[slot].waiter.origin.topic = ""  // release the topic string while the slot is free
         freeSlots.append(Int32(slot))
         count -= 1
@@ -236,22 +243,22 @@ struct FlowWaiters: Sendable {
     private mutating func compactIfNeeded() {
         let threshold = 2 * count + 64
         if order.count > threshold {
-            let slots = self.slots
-            order.retain { Self.isLive($0, in: slots) }
+            let live = liveSequences
+            order.retain { Self.isLive($0, in: live) }
         }
         if deadlines.count > threshold {
-            let slots = self.slots
-            deadlines.retain { Self.isLive(Handle(slot: $0.slot, sequence: $0.sequence), in: slots) }
+            let live = liveSequences
+            deadlines.retain { Self.isLive(Handle(slot: $0.slot, sequence: $0.sequence), in: live) }
         }
         if addedSinceTake.count > threshold {
-            let slots = self.slots
-            addedSinceTake.removeAll { !Self.isLive($0, in: slots) }
+            let live = liveSequences
+            addedSinceTake.removeAll { !Self.isLive($0, in: live) }
         }
     }
 
-    private static func isLive(_ handle: Handle, in slots: [Slot]) -> Bool {
-        // Field by field: a copy of the slot would retain its strings.
-        slots[Int(handle.slot)].live && slots[Int(handle.slot)].waiter.sequence == handle.sequence
+    @inline(__always)
+    private static func isLive(_ handle: Handle, in liveSequences: [UInt64]) -> Bool {
+        liveSequences[Int(handle.slot)] == handle.sequence &+ 1
     }
 
     /// A waiter, or a free slot (`live` false).
