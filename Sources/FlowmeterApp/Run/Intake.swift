@@ -182,6 +182,11 @@ final class Intake: Service {
         /// Highest processed offset + 1 per partition, or the start offset chosen on assignment (for backfill
         /// completion: a partition whose stored offset is already its end never fetches anything).
         var reached: [TopicPartition: Int64] = [:]
+        /// Backfill: the partitions whose target offset was not reached yet (built at the first check), and the
+        /// partitions the last batch read, so that the last batch ends the backfill without waiting out an empty
+        /// poll (100 ms).
+        var targetsOpen: Set<TopicPartition>?
+        var lastBatchPartitions: [TopicPartition] = []
         var records: Int64 = 0
         /// Monotonic nanoseconds spent polling since the first record, outside analyzing (waiting for Kafka, and
         /// librdkafka's per-message work), and when the first record arrived after the first assignment: the intake's
@@ -303,8 +308,8 @@ final class Intake: Service {
                     nextFlushAtMs = now + flushIntervalMs
                 }
                 publishBacklog()
-                if case .untilEnd(let finish) = intake.mode, batchCount == 0, !needsResync,
-                    let targets = finish.targets
+                if case .untilEnd(let finish) = intake.mode, !needsResync, let targets = finish.targets,
+                    batchCount == 0 || allTargetsReached(targets)
                 {
                     if try backfillComplete(targets) { break }
                 }
@@ -393,7 +398,9 @@ final class Intake: Service {
                     if sink != nil { dropUnflushed() }
                 }
             }
+            lastBatchPartitions.removeAll(keepingCapacity: true)
             for (partition, next, latest) in runs {
+                lastBatchPartitions.append(partition)
                 pendingNext[partition] = next
                 reached[partition] = next
                 if latest > latestTimestamp[partition] ?? .min {
@@ -906,6 +913,21 @@ final class Intake: Service {
         }
 
         // MARK: Backfill
+
+        /// Whether every partition has been read up to its target offset, from the partitions the last batch read
+        /// (cheap after every batch; ``backfillComplete(_:)`` then decides, as after an empty poll).
+        func allTargetsReached(_ targets: [TopicPartition: Int64]) -> Bool {
+            if targetsOpen == nil {
+                targetsOpen = Set(targets.filter { (reached[$0.key] ?? -1) < $0.value }.keys)
+            } else {
+                for partition in lastBatchPartitions {
+                    if let target = targets[partition], (reached[partition] ?? -1) >= target {
+                        targetsOpen?.remove(partition)
+                    }
+                }
+            }
+            return targetsOpen?.isEmpty ?? false
+        }
 
         func backfillComplete(_ targets: [TopicPartition: Int64]) throws -> Bool {
             let open = targets.filter { (reached[$0.key] ?? -1) < $0.value }
