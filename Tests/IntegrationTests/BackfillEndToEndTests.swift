@@ -88,6 +88,43 @@ struct BackfillEndToEndTests {
         )
     }
 
+    /// A partition with no offset in PostgreSQL starts at the group's Kafka commit (which the intake reads in the
+    /// assignment), the others at `--from earliest`: the records before the commit are not analyzed, all others are.
+    @Test func aPartitionWithoutAStoredOffsetStartsAtTheGroupsKafkaCommit() async throws {
+        let (broker, stream) = try Self.backlog()
+        // A partition of the requests topic with records past the commit (the stream leaves some empty).
+        let admin = try KafkaAdmin(
+            config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers),
+            logger: quietLogger
+        )
+        var chosen: TopicPartition?
+        for index: Int32 in 0..<3 {
+            let partition = TopicPartition("learning.requested", index)
+            let marks = try await admin.watermarks(partition)
+            if marks.low == 0, marks.high >= 20 { chosen = partition }
+        }
+        admin.close()
+        let committed = try #require(chosen)
+        let committer = try KafkaConsumer(
+            config: KafkaClientConfig(bootstrapServers: broker.bootstrapServers),
+            groupID: "backfill-test",
+            logger: quietLogger
+        )
+        try committer.commit(processed: [committed: 9])  // the next offset to read is 10
+        #expect(try committer.committed([committed])[committed] == 10)
+        committer.close()
+
+        let url = try TestPostgres.freshDatabase("backfill_commit")
+        let result = try Self.backfill(broker, postgres: url)
+        #expect(result.status == 0, "backfill failed: \(result.stderr)")
+        let records = stream.recordCount(0..<Self.requests)
+        #expect(result.stdout.contains("backfill complete: \(records - 10) records from"), "\(result.stdout)")
+        let analyzed = try TestPostgres.events(url).values.reduce(0, +)
+        #expect(analyzed == stream.expectedEvents(0..<Self.requests).values.reduce(0, +) - 10)
+        // Every partition's next offset stored is its end, that one's included.
+        #expect(TestPostgres.storedOffsetSum(url) == records)
+    }
+
     @Test func aFlowBoundTooSmallForTheBacklogIsReported() throws {
         let (broker, stream) = try Self.backlog()
         let url = try TestPostgres.freshDatabase("backfill_bound")
