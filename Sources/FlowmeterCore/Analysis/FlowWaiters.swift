@@ -1,3 +1,5 @@
+internal import CPrefetch
+
 /// One side of a flow pair waiting for the other: a pending request (``FlowCorrelator``) or an early response
 /// (``EarlyResponseBuffer``).
 struct FlowWaiter: Sendable, Hashable {
@@ -95,9 +97,18 @@ struct FlowWaiters: Sendable {
 
     /// Asks the CPU for the key index's slot of `flow` and `key` ahead of an ``add(flow:key:timeMs:origin:evicted:)``
     /// or ``take(flow:key:where:)`` of them (see ``ChainTable/prefetch(flow:key:)``).
+    /// Also asks for the slot the next insert fills (known without a lookup: the free list's last entry), which an
+    /// insert writes, after reading what it replaces.
     @inline(__always)
     func prefetch(flow: Int, key: CorrelationKey) {
         chains.prefetch(flow: flow, key: key)
+        guard let free = freeSlots.last else { return }
+        slots.withUnsafeBufferPointer { slots in
+            guard let base = slots.baseAddress, Int(free) < slots.count else { return }
+            let start = UnsafeRawPointer(base + Int(free))
+            flowmeter_prefetch(start)
+            flowmeter_prefetch(start + (MemoryLayout<Slot>.size - 1))
+        }
     }
 
     /// Takes the oldest waiter of `flow` with `key` for which `matches` holds.
