@@ -325,6 +325,10 @@ final class Intake: Service {
             }
             publishBacklog()
             let readAhead = consumer.readAheadStatistics
+            var firstRecordDelay = "-"
+            if let firstRecordAt, let assignedAt, firstRecordAt >= assignedAt {
+                firstRecordDelay = "\((firstRecordAt - assignedAt) / 1_000_000)"
+            }
             logger.info(
                 "Intake stopped",
                 metadata: [
@@ -334,8 +338,7 @@ final class Intake: Service {
                     "read_ahead.fetch_wakeups": "\(readAhead.fetchWakeups)",
                     "intake.cpu_ms": "\(Intake.threadCPUMilliseconds())",
                     "intake.poll_ms": "\(pollNanoseconds / 1_000_000)",
-                    "intake.first_record_after_assignment_ms":
-                        "\(firstRecordAt.flatMap { first in assignedAt.map { first >= $0 ? (first - $0) / 1_000_000 : 0 } }.map(String.init) ?? "-")",
+                    "intake.first_record_after_assignment_ms": "\(firstRecordDelay)",
                 ]
             )
             intake.drained()

@@ -300,7 +300,7 @@ public struct AnalysisEngine: Sendable {
         var duplicate = false
         if let idFingerprint {
             // A 64-bit fingerprint instead of the string: a fraction of the memory, and a false match among
-            // 100,000 remembered ids has a probability of about 10⁻¹³ per record (the window compares 47 of its bits).
+            // 100,000 remembered ids has a probability of about 10⁻¹² per record (the window compares 43 of its bits).
             if !topics[topicID].seenIDs.insert(idFingerprint) {
                 duplicate = true
                 topics[topicID].duplicates += 1

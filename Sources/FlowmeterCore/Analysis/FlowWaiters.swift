@@ -34,8 +34,8 @@ struct FlowWaiters: Sendable {
     /// Per flow: how long a waiter waits on the flow clock, from its event time.
     let timeoutsMs: [Int64]
     private var slots: [Slot] = []
-    /// Per slot: its waiter's sequence + 1 while it holds one, else 0. What tells a queue or heap entry live from
-    /// stale, in 8 bytes per slot instead of a read of the slot's 112: compacting the queue, the heap and the journal
+    /// Per slot: its waiter's sequence + 1 while it holds one, else 0 (a free slot). What tells a queue or heap entry
+    /// live from stale, in 8 bytes per slot instead of a read of the slot's 112: compacting the queue, the heap and the journal
     /// read one per entry, each a cache miss in a backlog's slab (3-4 % of a backfill's intake samples).
     private var liveSequences: [UInt64] = []
     private var freeSlots: [Int32] = []
@@ -150,7 +150,7 @@ struct FlowWaiters: Sendable {
         guard !waiters.isEmpty else { return }
         let fresh = nextSequence == 0
         var present = Set<Identity>()
-        for slot in slots where slot.live {
+        for (index, slot) in slots.enumerated() where liveSequences[index] != 0 {
             present.insert(Identity(flow: slot.waiter.flow, origin: slot.waiter.origin))
         }
         var used = Set<UInt64>()
@@ -188,7 +188,7 @@ struct FlowWaiters: Sendable {
 
     @discardableResult
     private mutating func insert(_ waiter: FlowWaiter, persisted: Bool) -> Handle {
-        let fresh = Slot(waiter: waiter, persisted: persisted, next: -1, live: true)
+        let fresh = Slot(waiter: waiter, persisted: persisted, next: -1)
         let slot: Int32
         if let reused = freeSlots.popLast() {
             slot = reused
@@ -221,7 +221,6 @@ struct FlowWaiters: Sendable {
     private mutating func remove(slot: Int, chain: Int? = nil) -> FlowWaiter {
         let waiter = slots[slot].waiter
         let next = slots[slot].next
-        slots[slot].live = false
         liveSequences[slot] = 0
         slots[slot].waiter.origin.topic = ""  // release the topic string while the slot is free
         freeSlots.append(Int32(slot))
@@ -272,14 +271,13 @@ struct FlowWaiters: Sendable {
         liveSequences[Int(handle.slot)] == handle.sequence &+ 1
     }
 
-    /// A waiter, or a free slot (`live` false).
+    /// A waiter, or a free slot (its `liveSequences` entry 0).
     private struct Slot: Sendable {
         var waiter: FlowWaiter
         /// Whether ``FlowWaiters/takeChanges()`` reported it (or it was restored): its removal is journaled.
         var persisted: Bool
         /// The next waiter's slot with the same flow and key, or -1.
         var next: Int32
-        var live: Bool
     }
 
     /// A waiter in a slot, as long as the slot holds that sequence.
