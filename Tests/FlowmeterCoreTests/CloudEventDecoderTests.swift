@@ -20,6 +20,27 @@ private func decode(
     )
 }
 
+/// The classified-topic decode the engine calls, with `deferredID` as the engine passes it (`nil`: a plain decode).
+private func engineDecode(
+    _ decoder: CloudEventDecoder,
+    topic: String,
+    _ value: UnsafeRawBufferPointer,
+    deferredID: UnsafeMutablePointer<Range<Int>?>?
+) -> DecodedEvent {
+    decoder.decode(
+        topic: topic,
+        topicClass: decoder.classify(topic: topic),
+        partition: 0,
+        offset: 1,
+        timestampMs: 1_762_161_124_318,
+        timestampType: .createTime,
+        headers: [],
+        keyBytes: nil,
+        value: value,
+        deferredID: deferredID
+    )
+}
+
 private func envelope(data: String, contentType: String = "text/plain") -> String {
     #"{"data":\#(data),"datacontenttype":"\#(contentType)","id":"e1","pubsubname":"pubsub","source":"a","#
         + #""specversion":"1.0","time":"2025-11-03T09:12:04Z","topic":"progress.updated","traceid":"","#
@@ -84,23 +105,9 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
                     .utf8
             )
             value.withUnsafeBytes { buffer in
-                func decode(_ deferredID: UnsafeMutablePointer<Range<Int>?>?) -> DecodedEvent {
-                    decoder.decode(
-                        topic: "x",
-                        topicClass: decoder.classify(topic: "x"),
-                        partition: 0,
-                        offset: 1,
-                        timestampMs: 1_762_161_124_318,
-                        timestampType: .createTime,
-                        headers: [],
-                        keyBytes: nil,
-                        value: buffer,
-                        deferredID: deferredID
-                    )
-                }
-                let plain = decode(nil)
+                let plain = engineDecode(decoder, topic: "x", buffer, deferredID: nil)
                 var range: Range<Int>? = 0..<1
-                var left = decode(&range)
+                var left = engineDecode(decoder, topic: "x", buffer, deferredID: &range)
                 #expect(left.recordTopic == "" && plain.recordTopic == "x")
                 #expect(left.topicAttribute == nil && plain.topicAttribute == "x")
                 left.recordTopic = plain.recordTopic
@@ -127,23 +134,9 @@ private func envelope(data: String, contentType: String = "text/plain") -> Strin
                     + #""}"#).utf8
             )
             value.withUnsafeBytes { buffer in
-                func decode(_ deferredID: UnsafeMutablePointer<Range<Int>?>?) -> DecodedEvent {
-                    decoder.decode(
-                        topic: recordTopic,
-                        topicClass: decoder.classify(topic: recordTopic),
-                        partition: 0,
-                        offset: 1,
-                        timestampMs: 1_762_161_124_318,
-                        timestampType: .createTime,
-                        headers: [],
-                        keyBytes: nil,
-                        value: buffer,
-                        deferredID: deferredID
-                    )
-                }
-                let plain = decode(nil)
+                let plain = engineDecode(decoder, topic: recordTopic, buffer, deferredID: nil)
                 var range: Range<Int>?
-                var lean = decode(&range)
+                var lean = engineDecode(decoder, topic: recordTopic, buffer, deferredID: &range)
                 #expect(lean.topicAttribute == attribute)
                 #expect(lean.flags == plain.flags)
                 lean.recordTopic = plain.recordTopic

@@ -1047,12 +1047,9 @@ final class Intake: Service {
     ) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         do {
-            let committed = try consumer.committed(partitions)
-            var starts: [TopicPartition: Int64] = [:]
-            for partition in partitions {
-                // librdkafka's logical offsets: -2 beginning, -1 end.
-                starts[partition] = (committed[partition] ?? nil) ?? (earliest ? -2 : -1)
-            }
+            var (starts, fresh) = try commits(of: partitions, consumer: consumer)
+            // librdkafka's logical offsets: -2 beginning, -1 end.
+            for partition in fresh { starts[partition] = earliest ? -2 : -1 }
             return starts
         } catch {
             logger.debug(
@@ -1061,6 +1058,20 @@ final class Intake: Service {
             )
             return [:]
         }
+    }
+
+    /// The group's Kafka commits of `partitions` (the next offsets to read), and the partitions without one.
+    static func commits(
+        of partitions: [TopicPartition],
+        consumer: KafkaConsumer
+    ) throws(KafkaError) -> (committed: [TopicPartition: Int64], fresh: [TopicPartition]) {
+        let answers = try consumer.committed(partitions)
+        var committed: [TopicPartition: Int64] = [:]
+        var fresh: [TopicPartition] = []
+        for partition in partitions {
+            if let offset = answers[partition] ?? nil { committed[partition] = offset } else { fresh.append(partition) }
+        }
+        return (committed, fresh)
     }
 
     /// Partitions without a group commit start at the first record at or after `date`.
@@ -1072,8 +1083,7 @@ final class Intake: Service {
     ) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         do {
-            let committed = try consumer.committed(partitions)
-            let fresh = partitions.filter { committed[$0] == nil || committed[$0]! == nil }
+            let fresh = try commits(of: partitions, consumer: consumer).fresh
             guard !fresh.isEmpty else { return [:] }
             let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
             let found = try consumer.offsetsForTimes(Dictionary(uniqueKeysWithValues: fresh.map { ($0, millis) }))
