@@ -286,9 +286,7 @@ import Testing
         for id in [first, second, first] { engine.feed(Dapr.event(topic: "a", id: id, at: Self.m)) }
         // Headerless copies on a DLQ topic: the original is known by its id only.
         for id in [first, first, second] {
-            var copy = Dapr.event(topic: "b.dlq.sub", id: id, at: Self.m + 2_000)
-            copy.value = Dapr.cloudEvent(id: id, type: "t", topic: "b")
-            engine.feed(copy)
+            engine.feed(Dapr.headerlessDeadLetter(id: id, from: "b", on: "b.dlq.sub", at: Self.m + 2_000))
         }
         let delta = engine.takeRollupDelta()
         let counts = try #require(
@@ -599,9 +597,7 @@ import Testing
         // Redelivered copy of the same original into the same DLQ topic: a copy, not a new original.
         engine.feed(Dapr.deadLetterCopy(of: original, on: "b.dlq.sub", at: Self.m + 182_000))
         // No headers at all and not listed: the CloudEvent topic attribute names the source.
-        var headerless = Dapr.event(topic: "b.dlq.sub", id: "o2", at: Self.m + 183_000)
-        headerless.value = Dapr.cloudEvent(id: "o2", type: "t", topic: "b")
-        engine.feed(headerless)
+        engine.feed(Dapr.headerlessDeadLetter(id: "o2", from: "b", on: "b.dlq.sub", at: Self.m + 183_000))
         let delta = engine.takeRollupDelta()
         let counts = try #require(
             delta.deadLetters[DeadLetterKey(windowStartMs: Self.m, topic: "b", deadLetterTopic: "b.dlq.sub")]

@@ -138,6 +138,19 @@ enum Dapr {
         )
     }
 
+    /// A copy on `deadLetterTopic` with no headers at all: only its CloudEvent `topic` attribute (`originTopic`)
+    /// names where it came from, and only its `id` tells the original apart.
+    static func headerlessDeadLetter(
+        id: String,
+        from originTopic: String,
+        on deadLetterTopic: String,
+        at timestampMs: Int64
+    ) -> TestRecord {
+        var copy = event(topic: deadLetterTopic, id: id, at: timestampMs)
+        copy.value = cloudEvent(id: id, type: "t", topic: originTopic)
+        return copy
+    }
+
     /// Dapr's DLQ copy of `original` on `deadLetterTopic` at `timestampMs`: the same value, the original headers plus
     /// `__key`, `__offset`, `__partition`, `__timestamp`, `__topic` and `pubsubName`.
     static func deadLetterCopy(

@@ -143,10 +143,15 @@ struct FingerprintWindow: Sendable {
         UInt32(index + 1) | UInt32(Swift.min(distance, Self.farDistance)) << positionBits | tag
     }
 
+    /// The distance an entry stores (``farDistance`` for that far or farther).
+    @inline(__always) private func storedDistance(_ entry: UInt32) -> Int {
+        Int((entry >> positionBits) & UInt32(Self.farDistance))
+    }
+
     /// How far the entry in `slot` sits from its home slot: from the entry itself, or from its ring value when it
     /// is ``farDistance`` or farther.
     @inline(__always) private func distance(of entry: UInt32, at slot: Int) -> Int {
-        let stored = Int((entry >> positionBits) & UInt32(Self.farDistance))
+        let stored = storedDistance(entry)
         if stored < Self.farDistance { return stored }
         return (slot - home(ring[Int(entry & positionMask) - 1])) & (slots.count - 1)
     }
@@ -198,9 +203,7 @@ struct FingerprintWindow: Sendable {
 
     /// Index entries stored as ``farDistance`` or farther from home (tests).
     var farEntries: Int {
-        slots.reduce(0) {
-            $1 != 0 && Int(($1 >> positionBits) & UInt32(Self.farDistance)) == Self.farDistance ? $0 + 1 : $0
-        }
+        slots.reduce(0) { $1 != 0 && storedDistance($1) == Self.farDistance ? $0 + 1 : $0 }
     }
 
     /// Checks the index against the ring (tests): every ring position is indexed once, in its home slot's probe run
@@ -221,7 +224,7 @@ struct FingerprintWindow: Sendable {
                 if slots[probe] == 0 { return "slot \(slot): empty slot \(probe) in its probe run" }
                 probe = (probe + 1) & mask
             }
-            let stored = Int((entry >> positionBits) & UInt32(Self.farDistance))
+            let stored = storedDistance(entry)
             if stored != Swift.min(trueDistance, Self.farDistance) {
                 return "slot \(slot): distance \(stored) stored, \(trueDistance) true"
             }

@@ -283,7 +283,7 @@ public struct CloudEventDecoder: Sendable {
         let idSpan = members[.id]
         var idDeferred = false
         if let deferredID, let idSpan, idSpan.kind == .string, !idSpan.escaped,
-            idSpan.contentEnd - idSpan.contentStart > 15
+            idSpan.contentEnd - idSpan.contentStart > smallStringCapacity
         {
             // Present, a string and not empty: no flag, as `requiredAttribute` would find.
             deferredID.pointee = idSpan.contentStart..<idSpan.contentEnd
@@ -901,6 +901,10 @@ struct AttributeValues {
         }
     }
 }
+
+/// The most UTF-8 bytes a Swift string keeps inline (a longer one is a heap allocation): the engine's decode leaves
+/// a longer `id` as its bytes.
+private let smallStringCapacity = 15
 
 /// Whether the `count` bytes at `base + start` spell `literal`.
 @inline(__always) private func spells(
